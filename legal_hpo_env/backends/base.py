@@ -1,0 +1,170 @@
+"""What every backend takes and returns: a fidelity, a typed trial result, one interface."""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from legal_hpo_env.space import HyperParams
+from legal_hpo_env.tasks import TaskData
+
+__all__ = ["Fidelity", "TrialResult", "Backend", "DIVERGED_SCORE", "build_result"]
+
+#: The score of a trial whose loss went non-finite (worse than any real classifier).
+DIVERGED_SCORE = 0.0
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How much compute one trial gets, beyond the configuration's own ``epochs``.
+
+    Attributes:
+        max_train: cap on training examples (stratified, deterministic subset); ``None``
+            trains on the whole training split.
+        max_length: tokens per input after truncation.
+    """
+
+    max_train: int | None = None
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        if self.max_train is not None and (isinstance(self.max_train, bool) or int(self.max_train) < 1):
+            raise ValueError(f"fidelity max_train={self.max_train!r} must be a positive integer or None.")
+        if isinstance(self.max_length, bool) or not 8 <= int(self.max_length) <= 8192:
+            raise ValueError(f"fidelity max_length={self.max_length!r} must be an integer in [8, 8192].")
+        object.__setattr__(self, "max_length", int(self.max_length))
+        if self.max_train is not None:
+            object.__setattr__(self, "max_train", int(self.max_train))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """The outcome of one configuration on one task at one fidelity with one seed.
+
+    Scores are the task's headline metric (``metric``) unless named otherwise. The test
+    score is that of the epoch selected on dev (the best dev epoch), as early stopping
+    would pick it.
+    """
+
+    task: str
+    backend: str
+    model: str
+    config: dict[str, Any]
+    fidelity: dict[str, Any]
+    seed: int
+    metric: str
+    dev_curve: list[float]
+    train_loss: list[float]
+    selected_epoch: int
+    dev_score: float
+    test_score: float
+    dev_accuracy: float
+    dev_macro_f1: float
+    test_accuracy: float
+    test_macro_f1: float
+    diverged: bool
+    seconds: float
+    sizes: dict[str, int]
+    data_hash: str
+    code_version: str
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: True when the result was read from the trial store instead of trained (not stored).
+    from_store: bool = False
+
+    @property
+    def final_train_loss(self) -> float:
+        return self.train_loss[-1] if self.train_loss else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("from_store")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], from_store: bool = False) -> TrialResult:
+        known = {f for f in cls.__dataclass_fields__ if f != "from_store"}
+        return cls(**{k: v for k, v in d.items() if k in known}, from_store=from_store)
+
+
+def build_result(
+    backend: Backend,
+    task: TaskData,
+    config: HyperParams,
+    fidelity: Fidelity,
+    seed: int,
+    *,
+    model: str,
+    dev_curve: list[float],
+    train_loss: list[float],
+    selected_epoch: int,
+    diverged: bool,
+    dev: dict[str, float] | None,
+    test: dict[str, float] | None,
+    seconds: float,
+    n_train: int,
+    device: str,
+) -> TrialResult:
+    """Assemble a :class:`TrialResult`; ``dev``/``test`` hold accuracy and macro-F1 of the
+    selected epoch, ``None`` when the run diverged before any epoch finished."""
+    from legal_hpo_env.version import __version__
+
+    none = {"accuracy": DIVERGED_SCORE, "macro_f1": DIVERGED_SCORE}
+    dev, test = dev or none, test or none
+    metric = task.spec.metric
+    return TrialResult(
+        task=task.name,
+        backend=backend.name,
+        model=model,
+        config=config.to_dict(),
+        fidelity=fidelity.to_dict(),
+        seed=seed,
+        metric=metric,
+        dev_curve=dev_curve,
+        train_loss=train_loss,
+        selected_epoch=selected_epoch + 1 if dev_curve else 0,
+        dev_score=DIVERGED_SCORE if diverged else dev[metric],
+        test_score=DIVERGED_SCORE if diverged else test[metric],
+        dev_accuracy=dev["accuracy"],
+        dev_macro_f1=dev["macro_f1"],
+        test_accuracy=test["accuracy"],
+        test_macro_f1=test["macro_f1"],
+        diverged=diverged,
+        seconds=seconds,
+        sizes={"train": n_train, "dev": len(task.dev), "test": len(task.test)},
+        data_hash=task.data_hash,
+        code_version=f"{__version__}+{backend.name}.{backend.version}",
+        device=device,
+        extra={"task_meta": task.meta_features(), "label_names": list(task.label_names)},
+    )
+
+
+class Backend(abc.ABC):
+    """How a configuration is evaluated. Adding a backend is adding a subclass."""
+
+    #: Registry name (``backend=...``).
+    name: ClassVar[str]
+    #: Bumped whenever a change alters results, so that stored trials of older code are
+    #: not returned for newer code.
+    version: ClassVar[int] = 1
+    #: True for backends that replay recorded results and need no data or model.
+    replays: ClassVar[bool] = False
+    #: Model id or folder (``None``: the packaged default); part of every trial's key.
+    model_name: str | None = None
+
+    @abc.abstractmethod
+    def evaluate(
+        self,
+        task: TaskData,
+        config: HyperParams,
+        fidelity: Fidelity,
+        seed: int,
+        *,
+        progress: bool = False,
+    ) -> TrialResult:
+        """Train with ``config`` and return its result. A diverged run is a result, not an error."""

@@ -1,0 +1,159 @@
+"""The ``finetune`` backend: real fine-tuning of the whole transformer.
+
+AdamW with linear warmup and decay, dropout set on the model config, dynamic padding
+over length-grouped batches, tokenisation cached once per (task, model, max length),
+bf16 autocast on CUDA. The dev metric is read after every epoch; test is scored once,
+on the weights of the best dev epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from legal_hpo_env.backends.base import Backend, Fidelity, TrialResult, build_result
+from legal_hpo_env.backends.metrics import scores
+from legal_hpo_env.backends.models import DEFAULT_MODEL, ModelLoadError, encode_task, load_tokenizer, model_config, resolve_model
+from legal_hpo_env.backends.training import (
+    class_weights,
+    length_grouped_batches,
+    pick_device,
+    seed_everything,
+    train_epochs,
+)
+from legal_hpo_env.space import HyperParams
+from legal_hpo_env.tasks import TaskData
+
+__all__ = ["FinetuneBackend", "collate", "predict"]
+
+
+def collate(encoded: dict[str, list[list[int]]], indices: Sequence[int], pad_id: int, device: torch.device):
+    """Pad the examples at ``indices`` to the longest of them (dynamic padding)."""
+    ids = [encoded["input_ids"][i] for i in indices]
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, x in enumerate(ids):
+        input_ids[row, : len(x)] = torch.tensor(x)
+        attention[row, : len(x)] = 1
+    batch = {"input_ids": input_ids, "attention_mask": attention}
+    if "token_type_ids" in encoded:
+        types = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, i in enumerate(indices):
+            t = encoded["token_type_ids"][i]
+            types[row, : len(t)] = torch.tensor(t)
+        batch["token_type_ids"] = types
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.inference_mode()
+def predict(model, encoded, pad_id: int, device: torch.device, batch_size: int = 64) -> list[int]:
+    """Predicted labels, in example order; batches sorted by length to pad little."""
+    n = len(encoded["input_ids"])
+    order = sorted(range(n), key=lambda i: len(encoded["input_ids"][i]))
+    predictions = [0] * n
+    for start in range(0, n, batch_size):
+        chunk = order[start : start + batch_size]
+        with _autocast(device):
+            logits = model(**collate(encoded, chunk, pad_id, device)).logits
+        for i, p in zip(chunk, logits.argmax(-1).tolist()):
+            predictions[i] = p
+    return predictions
+
+
+class FinetuneBackend(Backend):
+    """Fine-tune every weight of a pretrained transformer with a classification head.
+
+    Args:
+        model: Hugging Face model id or local folder; ``None`` for the packaged MiniLM.
+        device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when present.
+    """
+
+    name = "finetune"
+    version = 1
+
+    def __init__(self, model: str | None = None, device: str | None = None) -> None:
+        self.model_name = model
+        self.device = pick_device(device)
+
+    def evaluate(
+        self, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False
+    ) -> TrialResult:
+        from transformers import AutoModelForSequenceClassification
+
+        start = time.perf_counter()
+        tokenizer = load_tokenizer(self.model_name)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        encoded = encode_task(task, self.model_name, fidelity.max_length)
+        keep = task.train_subset(fidelity.max_train)
+        train = {k: [v[i] for i in keep] for k, v in encoded["train"].items()}
+        train_labels = [task.train[i].label for i in keep]
+        generator = seed_everything(seed)
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                resolve_model(self.model_name), config=model_config(self.model_name, task.num_labels, config.dropout)
+            ).to(self.device)
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"cannot load model {self.model_name!r} for classification: {e}") from e
+        weights = class_weights(train_labels, task.num_labels, config.class_weighting)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=None if weights is None else weights.to(self.device))
+        labels = torch.tensor(train_labels, device=self.device)
+        lengths = [len(x) for x in train["input_ids"]]
+        steps_per_epoch = -(-len(keep) // config.batch_size)
+        bar = tqdm(total=steps_per_epoch * config.epochs, desc=f"{task.name} finetune", disable=not progress, leave=False)
+        dev_labels = [ex.label for ex in task.dev]
+
+        def step_loss(batch: list[int]) -> torch.Tensor:
+            with _autocast(self.device):
+                logits = model(**collate(train, batch, pad_id, self.device)).logits
+            return loss_fn(logits.float(), labels[batch])
+
+        dev_history: list[dict[str, float]] = []
+
+        def dev_score() -> float:
+            dev_history.append(scores(dev_labels, predict(model, encoded["dev"], pad_id, self.device)))
+            return dev_history[-1][task.spec.metric]
+
+        report = train_epochs(
+            model,
+            config,
+            lambda: length_grouped_batches(lengths, config.batch_size, generator),
+            step_loss,
+            dev_score,
+            steps_per_epoch=steps_per_epoch,
+            on_step=bar.update,
+        )
+        bar.close()
+        dev = test = None
+        if report.best_state is not None:
+            model.load_state_dict(report.best_state)
+            model.eval()
+            dev = dev_history[report.selected_epoch]
+            test = scores([ex.label for ex in task.test], predict(model, encoded["test"], pad_id, self.device))
+        return build_result(
+            self,
+            task,
+            config,
+            fidelity,
+            seed,
+            model=self.model_name or DEFAULT_MODEL,
+            dev_curve=report.dev_curve,
+            train_loss=report.train_loss,
+            selected_epoch=report.selected_epoch,
+            diverged=report.diverged,
+            dev=dev,
+            test=test,
+            seconds=time.perf_counter() - start,
+            n_train=len(keep),
+            device=str(self.device),
+        )

@@ -1,0 +1,170 @@
+"""The ``head`` backend: a frozen encoder, a trained classification head.
+
+The encoder's mean-pooled features are computed once per (task, model, max length) and
+cached on disk; each trial then trains a dropout + linear head on them with the same
+hyperparameters, optimiser, schedule and loss as ``finetune``. Seconds per trial: the
+fast real mode for experiments and tests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from legal_hpo_env.backends.base import Backend, Fidelity, TrialResult, build_result
+from legal_hpo_env.backends.finetune import collate
+from legal_hpo_env.backends.metrics import scores
+from legal_hpo_env.backends.models import (
+    DEFAULT_MODEL,
+    ModelLoadError,
+    encode_task,
+    load_tokenizer,
+    model_fingerprint,
+    resolve_model,
+)
+from legal_hpo_env.backends.training import class_weights, pick_device, seed_everything, train_epochs
+from legal_hpo_env.space import HyperParams
+from legal_hpo_env.tasks import TaskData
+
+__all__ = ["HeadBackend", "cache_dir", "encoder_features"]
+
+CACHE_ENV_VAR = "LEGAL_HPO_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where features are cached: ``$LEGAL_HPO_CACHE`` or ``~/.cache/legal_hpo``."""
+    return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "legal_hpo").expanduser()
+
+
+@torch.inference_mode()
+def _mean_pooled(model, encoded, pad_id: int, device: torch.device, batch_size: int = 64) -> np.ndarray:
+    n = len(encoded["input_ids"])
+    order = sorted(range(n), key=lambda i: len(encoded["input_ids"][i]))
+    out = np.zeros((n, model.config.hidden_size), dtype=np.float32)
+    for start in range(0, n, batch_size):
+        chunk = order[start : start + batch_size]
+        batch = collate(encoded, chunk, pad_id, device)
+        hidden = model(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        out[chunk] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).cpu().numpy()
+    return out
+
+
+_MEMORY: dict[str, dict[str, np.ndarray]] = {}
+
+
+def encoder_features(task: TaskData, model: str | None, max_length: int, device: torch.device) -> dict[str, np.ndarray]:
+    """Mean-pooled features of every split, from memory, the disk cache, or one encoder pass."""
+    key = f"{task.name.replace('/', '_').replace(':', '_')[-80:]}-{task.data_hash}-{model_fingerprint(model)}-{max_length}"
+    if key in _MEMORY:
+        return _MEMORY[key]
+    path = cache_dir() / "features" / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as data:
+                features = {split: data[split] for split in ("train", "dev", "test")}
+            _MEMORY[key] = features
+            return features
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # a torn write from a killed process: recompute
+    from transformers import AutoModel
+
+    tokenizer = load_tokenizer(model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    encoded = encode_task(task, model, max_length)
+    try:
+        encoder = AutoModel.from_pretrained(resolve_model(model)).to(device).eval()
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"cannot load encoder {model!r}: {e}") from e
+    features = {split: _mean_pooled(encoder, encoded[split], pad_id, device) for split in ("train", "dev", "test")}
+    del encoder
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **features)
+    os.replace(tmp, path)  # atomic: readers see the whole file or none
+    _MEMORY[key] = features
+    return features
+
+
+class HeadBackend(Backend):
+    """Train a dropout + linear head on frozen, cached encoder features.
+
+    Args:
+        model: Hugging Face model id or local folder; ``None`` for the packaged MiniLM.
+        device: ``None`` picks CUDA when present.
+    """
+
+    name = "head"
+    version = 1
+
+    def __init__(self, model: str | None = None, device: str | None = None) -> None:
+        self.model_name = model
+        self.device = pick_device(device)
+
+    def evaluate(
+        self, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False
+    ) -> TrialResult:
+        features = encoder_features(task, self.model_name, fidelity.max_length, self.device)
+        start = time.perf_counter()
+        keep = task.train_subset(fidelity.max_train)
+        # Standardised with training statistics, so that one learning-rate grid suits the
+        # head and full fine-tuning (raw pooled features are small and anisotropic).
+        mean = features["train"][keep].mean(0)
+        std = features["train"][keep].std(0) + 1e-6
+        x_train, x_dev, x_test = (
+            torch.from_numpy((x - mean) / std).to(self.device)
+            for x in (features["train"][keep], features["dev"], features["test"])
+        )
+        y_train = torch.tensor([task.train[i].label for i in keep], device=self.device)
+        generator = seed_everything(seed)
+        head = torch.nn.Sequential(
+            torch.nn.Dropout(config.dropout), torch.nn.Linear(x_train.shape[1], task.num_labels)
+        ).to(self.device)
+        weights = class_weights(y_train.tolist(), task.num_labels, config.class_weighting)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=None if weights is None else weights.to(self.device))
+        n = len(keep)
+        steps_per_epoch = -(-n // config.batch_size)
+        dev_labels = [ex.label for ex in task.dev]
+        dev_history: list[dict[str, float]] = []
+
+        def batches() -> list[list[int]]:
+            order = torch.randperm(n, generator=generator).tolist()
+            return [order[i : i + config.batch_size] for i in range(0, n, config.batch_size)]
+
+        def step_loss(batch: list[int]) -> torch.Tensor:
+            return loss_fn(head(x_train[batch]), y_train[batch])
+
+        def dev_score() -> float:
+            with torch.inference_mode():
+                dev_history.append(scores(dev_labels, head(x_dev).argmax(-1).tolist()))
+            return dev_history[-1][task.spec.metric]
+
+        report = train_epochs(head, config, batches, step_loss, dev_score, steps_per_epoch=steps_per_epoch)
+        dev = test = None
+        if report.best_state is not None:
+            head.load_state_dict(report.best_state)
+            head.eval()
+            dev = dev_history[report.selected_epoch]
+            with torch.inference_mode():
+                test = scores([ex.label for ex in task.test], head(x_test).argmax(-1).tolist())
+        return build_result(
+            self,
+            task,
+            config,
+            fidelity,
+            seed,
+            model=self.model_name or DEFAULT_MODEL,
+            dev_curve=report.dev_curve,
+            train_loss=report.train_loss,
+            selected_epoch=report.selected_epoch,
+            diverged=report.diverged,
+            dev=dev,
+            test=test,
+            seconds=time.perf_counter() - start,
+            n_train=n,
+            device=str(self.device),
+        )

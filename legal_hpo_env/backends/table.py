@@ -1,0 +1,102 @@
+"""The ``table`` backend: replay finished trials instead of training.
+
+A table is a set of :class:`TrialResult` (from a trial store, a recording, or built by
+hand for a test). Looking a configuration up costs microseconds and imports no torch.
+The search space is the sub-grid the table covers; the trial seed picks which of the
+recorded seeds is returned, so training noise is replayed too.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+from legal_hpo_env.backends.base import Backend, Fidelity, TrialResult
+from legal_hpo_env.space import SPACE, HyperParams, SearchSpace
+from legal_hpo_env.tasks import FAMILIES, TASKS, TaskData
+
+__all__ = ["TableBackend", "MissingTrialError"]
+
+
+class MissingTrialError(KeyError):
+    """The table has no run of this configuration on this task."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _config_key(config: HyperParams | dict) -> tuple:
+    values = config.to_dict() if isinstance(config, HyperParams) else config
+    return tuple(values[name] for name in SPACE.names)
+
+
+class TableBackend(Backend):
+    """Look results up in a table of finished trials.
+
+    Args:
+        results: the finished trials (any tasks; several seeds per configuration).
+    """
+
+    name = "table"
+    version = 1
+    replays = True
+
+    def __init__(self, results: Iterable[TrialResult], meta: dict[str, dict[str, float]] | None = None) -> None:
+        self._meta = dict(meta or {})
+        self._runs: dict[str, dict[tuple, list[TrialResult]]] = defaultdict(lambda: defaultdict(list))
+        for r in results:
+            self._runs[r.task][_config_key(r.config)].append(r)
+        for per_task in self._runs.values():
+            for runs in per_task.values():
+                runs.sort(key=lambda r: r.seed)
+        if not self._runs:
+            raise ValueError("a table backend needs at least one trial result.")
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self._runs)
+
+    def space(self, task: str) -> SearchSpace:
+        """The sub-grid of configurations recorded for ``task``."""
+        return SPACE.restricted([HyperParams(**dict(zip(SPACE.names, k))) for k in self._runs[self._check(task)]])
+
+    def meta_features(self, task: str) -> dict[str, float]:
+        """Task descriptors (family, training size, labels, mean input length): given at
+        construction, else what the results tell (sizes) and the task table (family)."""
+        if task in self._meta:
+            return self._meta[task]
+        first = next(iter(self._runs[self._check(task)].values()))[0]
+        if "task_meta" in first.extra:
+            return first.extra["task_meta"]
+        spec = TASKS.get(task)
+        return {
+            "family": float(FAMILIES.index(spec.family)) if spec else 0.0,
+            "train_size": float(first.sizes.get("train", 1000)),
+            "num_labels": 2.0,
+            "mean_chars": 200.0,
+        }
+
+    def _check(self, task: str) -> str:
+        if task not in self._runs:
+            raise MissingTrialError(f"the table has no runs of task {task!r}; it has {self.tasks}.")
+        return task
+
+    def runs(self, task: str, config: HyperParams) -> list[TrialResult]:
+        """Every recorded run (one per seed) of ``config`` on ``task``."""
+        runs = self._runs[self._check(task)].get(_config_key(config))
+        if not runs:
+            raise MissingTrialError(
+                f"the table has no run of {config} on task {task!r}: stay on the recorded grid, {self.space(task).names}."
+            )
+        return runs
+
+    def scores(self, task: str) -> list[float]:
+        """Mean dev score over seeds of every recorded configuration of ``task``."""
+        return [sum(r.dev_score for r in runs) / len(runs) for runs in self._runs[self._check(task)].values()]
+
+    def evaluate(
+        self, task: TaskData | str, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False
+    ) -> TrialResult:
+        name = task if isinstance(task, str) else task.name
+        runs = self.runs(name, config)
+        return runs[seed % len(runs)]

@@ -1,0 +1,321 @@
+"""``LegalHPO-v0``: hyperparameter tuning of legal-model fine-tuning as an MDP."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from legal_hpo_env.backends.base import Backend, Fidelity, TrialResult
+from legal_hpo_env.objective import Objective
+from legal_hpo_env.rewards import REWARDS, shaped_reward
+from legal_hpo_env.space import DEFAULT_RECIPE, SPACE, HyperParams, SearchSpace
+from legal_hpo_env.tasks import FAMILIES
+
+__all__ = ["LegalHPOEnv", "ACTION_MODES", "observation_layout"]
+
+ACTION_MODES = ("delta", "single", "direct")
+
+
+def observation_layout(space: SearchSpace = SPACE) -> list[str]:
+    """Names of the observation's entries, in order."""
+    return (
+        [f"hp/{name}" for name in space.names]
+        + ["last_score", "best_score", "last_train_loss", "budget_used", "last_diverged"]
+        + [f"family/{f}" for f in FAMILIES]
+        + ["log_train_size", "log_num_labels", "log_mean_chars"]
+    )
+
+
+class LegalHPOEnv(gym.Env):
+    """Tune the fine-tuning of a legal language model, one trial per step.
+
+    ## Description
+    The agent holds a hyperparameter configuration of fine-tuning a pretrained
+    transformer on a legal task (clause classification, contract QA, judgment
+    prediction). Each step it changes the configuration; the environment fine-tunes the
+    model with the new one (or replays a recorded run) and returns its validation score.
+    The episode is one tuning run of ``budget`` trials; the result is the best
+    configuration found (``info["best_config"]``).
+
+    ## Action Space
+    k = 7 hyperparameters on grids (``legal_hpo_env.SPACE``): learning_rate (10 values,
+    1e-5..1e-2, log), batch_size (4..64), weight_decay (0, 0.01, 0.1), warmup_ratio
+    (0..0.2), epochs (1..8), dropout (0..0.3), class_weighting (none, balanced).
+
+    | action_mode      | space                       | meaning                                             |
+    |------------------|-----------------------------|-----------------------------------------------------|
+    | ``"delta"``      | ``MultiDiscrete([3] * k)``  | per hyperparameter: 0 lower, 1 keep, 2 raise one grid step |
+    | ``"single"``     | ``Discrete(2k + 1)``        | 0 keep all; 2i+1 lower / 2i+2 raise hyperparameter i |
+    | ``"direct"``     | ``Box(-1, 1, (k,), float32)`` | each value decoded to the nearest grid point      |
+
+    Moves past the end of a grid stay at the end. On a replaying backend the grids are
+    the recorded sub-grid.
+
+    ## Observation Space
+    ``Box(0, 1, (k + 11,), float32)``; names in :func:`observation_layout`:
+
+    | index       | entry                                                       |
+    |-------------|-------------------------------------------------------------|
+    | 0..k-1      | current hyperparameters, normalised to [0, 1] (log where log-scaled) |
+    | k           | dev score of the last trial (0 before the first)             |
+    | k+1         | best dev score so far                                        |
+    | k+2         | last mean train loss, squashed as l / (1 + l) (1 if diverged) |
+    | k+3         | fraction of the budget used                                  |
+    | k+4         | 1 if the last trial diverged                                 |
+    | k+5..k+7    | task family one-hot (classification, qa, judgment)           |
+    | k+8         | log10(training examples) / 6                                 |
+    | k+9         | log2(labels) / 7                                             |
+    | k+10        | log10(mean input characters) / 5                             |
+
+    ## Rewards
+    ``reward="score"``: the dev score (headline metric) of the new configuration.
+    ``reward="improvement"``: the gain of the best dev score so far (the return is then
+    the best score found). Either way a diverged trial gets ``-diverged_penalty`` instead,
+    and ``cost_penalty`` is subtracted per compute second of the trial.
+
+    ## Starting State
+    The default recipe (LexGLUE: lr 3e-5, batch 8), snapped to the grid, or a uniformly
+    random grid point with ``start="random"``. No trial is run at reset.
+
+    ## Episode End
+    Terminated after ``budget`` trials: the budget is part of the problem and its used
+    fraction is observed. ``truncated`` is always False. At the end ``info`` holds
+    ``best_test_score``, the test score of the best configuration.
+
+    ## Arguments
+    ``task`` (name or list of names, sampled per episode; ``reset(options={"task": ...})``
+    picks one), ``backend`` ("head", "finetune", or a :class:`Backend`), ``budget`` (20),
+    ``action_mode`` ("delta"), ``reward`` ("score"), ``cost_penalty`` (0.0),
+    ``diverged_penalty`` (0.5), ``model`` (None: packaged all-MiniLM-L6-v2), ``data_dir``
+    (None: ``$LEGAL_HPO_DATA``), ``max_train`` and ``max_length`` (fidelity),
+    ``trial_seeds`` (1: how many training seeds the env's RNG draws a trial's seed
+    from), ``start`` ("default"), ``store`` (trial store file).
+
+    ## Version History
+    * v0: initial version.
+
+    >>> import gymnasium as gym, legal_hpo_env
+    >>> env = gym.make("LegalHPO-v0", task="unfair_tos", backend="head")  # doctest: +SKIP
+    >>> obs, info = env.reset(seed=0)                                      # doctest: +SKIP
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())  # doctest: +SKIP
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        task: str | Sequence[str] = "unfair_tos",
+        backend: str | Backend = "head",
+        budget: int = 20,
+        action_mode: str = "delta",
+        reward: str = "score",
+        cost_penalty: float = 0.0,
+        diverged_penalty: float = 0.5,
+        model: str | None = None,
+        data_dir: str | None = None,
+        max_train: int | None = None,
+        max_length: int = 128,
+        trial_seeds: int = 1,
+        start: str = "default",
+        store: str | None = None,
+        device: str | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"action_mode={action_mode!r} is not valid: choose one of {list(ACTION_MODES)}.")
+        if reward not in REWARDS:
+            raise ValueError(f"reward={reward!r} is not valid: choose one of {sorted(REWARDS)}.")
+        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+            raise ValueError(f"budget={budget!r} must be an integer >= 1 (trials per episode).")
+        if start not in ("default", "random"):
+            raise ValueError(f"start={start!r} is not valid: choose 'default' or 'random'.")
+        for name, value in (("cost_penalty", cost_penalty), ("diverged_penalty", diverged_penalty)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
+        if isinstance(trial_seeds, bool) or not isinstance(trial_seeds, int) or trial_seeds < 1:
+            raise ValueError(f"trial_seeds={trial_seeds!r} must be an integer >= 1.")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r} is not valid: choose None or 'ansi'.")
+        self.tasks = [task] if isinstance(task, str) else list(task)
+        if not self.tasks:
+            raise ValueError("task=[] is empty: give a task name or a list of task names.")
+        fidelity = Fidelity(max_train=max_train, max_length=max_length)
+        # Objectives are created here (not lazily) so that a wrong task, backend, model or
+        # data directory fails at construction with a clear error.
+        self._objectives = {
+            name: Objective(name, backend, model=model, data_dir=data_dir, fidelity=fidelity, store=store, device=device)
+            for name in dict.fromkeys(self.tasks)
+        }
+        self.hp_space = self._shared_space()
+        self.budget = int(budget)
+        self.action_mode = action_mode
+        self.reward_kind = reward
+        self.cost_penalty = float(cost_penalty)
+        self.diverged_penalty = float(diverged_penalty)
+        self.trial_seeds = trial_seeds
+        self.start = start
+        self.render_mode = render_mode
+        k = len(self.hp_space)
+        if action_mode == "delta":
+            self.action_space = spaces.MultiDiscrete([3] * k)
+        elif action_mode == "single":
+            self.action_space = spaces.Discrete(2 * k + 1)
+        else:
+            self.action_space = spaces.Box(-1.0, 1.0, (k,), np.float32)
+        self.observation_space = spaces.Box(0.0, 1.0, (len(observation_layout(self.hp_space)),), np.float32)
+        self._objective: Objective | None = None
+
+    def _shared_space(self) -> SearchSpace:
+        """The grid agents move on: the full space, or the recorded sub-grid of a replaying
+        backend (the same for every task of the env, so that one policy fits all)."""
+        first = next(iter(self._objectives.values()))
+        if not first.backend.replays:
+            return SPACE
+        spaces_ = [o.backend.space(o.task_name) for o in self._objectives.values()]
+        if any(s.dimensions != spaces_[0].dimensions for s in spaces_[1:]):
+            raise ValueError("the tasks of one env must share one recorded grid; these differ.")
+        return spaces_[0]
+
+    # -- Gymnasium API -------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        unknown = sorted(set(options) - {"task"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}: the only option is 'task'.")
+        if "task" in options:
+            if options["task"] not in self._objectives:
+                raise ValueError(f"reset task {options['task']!r} is not one of this env's tasks {list(self._objectives)}.")
+            name = options["task"]
+        else:
+            name = self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        self._objective = self._objectives[name]
+        if self.start == "random":
+            self._indices = [int(self.np_random.integers(len(d.grid))) for d in self.hp_space.dimensions]
+        else:
+            self._indices = list(self.hp_space.to_indices(DEFAULT_RECIPE))
+        self._config = self.hp_space.from_indices(self._indices)
+        self._trials = 0
+        self._best: tuple[float, HyperParams, TrialResult] | None = None
+        self._last: TrialResult | None = None
+        meta = self._objective.meta_features()
+        self._task_features = self._encode_task(meta)
+        return self._observation(), {"task": name, "config": self._config.to_dict()}
+
+    def step(self, action):
+        if self._objective is None:
+            raise RuntimeError("step() was called before reset(): call env.reset() first.")
+        if self._trials >= self.budget:
+            raise RuntimeError(f"the episode is over (budget of {self.budget} trials used): call env.reset().")
+        self._indices = self._apply(action)
+        self._config = self.hp_space.from_indices(self._indices)
+        seed = int(self.np_random.integers(self.trial_seeds))
+        result = self._objective(self._config, seed)
+        best_before = self._best[0] if self._best is not None else 0.0
+        reward = shaped_reward(
+            self.reward_kind,
+            result.dev_score,
+            best_before,
+            diverged=result.diverged,
+            seconds=0.0 if result.from_store else result.seconds,
+            cost_penalty=self.cost_penalty,
+            diverged_penalty=self.diverged_penalty,
+        )
+        self._trials += 1
+        self._last = result
+        if not result.diverged and (self._best is None or result.dev_score > self._best[0]):
+            self._best = (result.dev_score, self._config, result)
+        terminated = self._trials >= self.budget
+        info = self._info(result, seed)
+        if terminated:
+            info["best_test_score"] = self._best[2].test_score if self._best else 0.0
+        return self._observation(), float(reward), terminated, False, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        last = "none yet" if self._last is None else f"dev {self._last.dev_score:.4f}"
+        best = "none" if self._best is None else f"{self._best[0]:.4f}"
+        return f"trial {self._trials}/{self.budget} {self._config.to_dict()} last {last} best {best}"
+
+    # -- internals -----------------------------------------------------------------
+
+    def _apply(self, action) -> list[int]:
+        if not self.action_space.contains(_as_action(action, self.action_space)):
+            raise ValueError(
+                f"action {action!r} is outside the action space {self.action_space} (action_mode={self.action_mode!r})."
+            )
+        indices = list(self._indices)
+        if self.action_mode == "delta":
+            indices = [i + int(a) - 1 for i, a in zip(indices, np.asarray(action).reshape(-1))]
+        elif self.action_mode == "single":
+            a = int(np.asarray(action).reshape(()))
+            if a > 0:
+                dim = (a - 1) // 2
+                indices[dim] += 1 if a % 2 == 0 else -1
+        else:
+            return list(self.hp_space.to_indices(self.hp_space.decode_unit(np.asarray(action).reshape(-1))))
+        return [min(max(i, 0), len(d.grid) - 1) for i, d in zip(indices, self.hp_space.dimensions)]
+
+    @staticmethod
+    def _encode_task(meta: dict[str, float]) -> list[float]:
+        family = [0.0] * len(FAMILIES)
+        family[int(meta["family"])] = 1.0
+        clip = lambda v: min(1.0, max(0.0, v))  # noqa: E731
+        return family + [
+            clip(math.log10(max(1.0, meta["train_size"])) / 6),
+            clip(math.log2(max(1.0, meta["num_labels"])) / 7),
+            clip(math.log10(max(1.0, meta["mean_chars"])) / 5),
+        ]
+
+    def _observation(self) -> np.ndarray:
+        last = self._last
+        if last is None:
+            loss = 0.0
+        elif last.diverged or not math.isfinite(last.final_train_loss):
+            loss = 1.0
+        else:
+            loss = last.final_train_loss / (1.0 + last.final_train_loss)
+        obs = self.hp_space.normalise(self._config) + [
+            0.0 if last is None else last.dev_score,
+            0.0 if self._best is None else self._best[0],
+            loss,
+            self._trials / self.budget,
+            float(bool(last and last.diverged)),
+            *self._task_features,
+        ]
+        return np.clip(np.asarray(obs, dtype=np.float32), 0.0, 1.0)
+
+    def _info(self, result: TrialResult, seed: int) -> dict[str, Any]:
+        return {
+            "task": result.task,
+            "config": self._config.to_dict(),
+            "trial_seed": seed,
+            "dev_score": result.dev_score,
+            "dev_curve": list(result.dev_curve),
+            "dev_accuracy": result.dev_accuracy,
+            "dev_macro_f1": result.dev_macro_f1,
+            "train_loss": result.final_train_loss,
+            "diverged": result.diverged,
+            "from_store": result.from_store,
+            "seconds": result.seconds,
+            "best_config": None if self._best is None else self._best[1].to_dict(),
+            "best_score": None if self._best is None else self._best[0],
+            "trials": self._trials,
+        }
+
+
+def _as_action(action, space: spaces.Space):
+    """Coerce Python lists and scalars to the dtype the space checks against."""
+    if isinstance(space, spaces.Box):
+        return np.asarray(action, dtype=np.float32)
+    if isinstance(space, spaces.MultiDiscrete):
+        arr = np.asarray(action)
+        return arr.astype(np.int64) if arr.dtype.kind in "iu" else arr
+    arr = np.asarray(action)
+    return np.int64(arr) if arr.dtype.kind in "iu" and arr.ndim == 0 else action

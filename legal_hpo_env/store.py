@@ -1,0 +1,165 @@
+"""The trial store: every finished trial, persisted, shared between processes.
+
+SQLite (standard library) in WAL mode: many readers and one writer at a time, with a
+busy timeout so that concurrent writers wait instead of failing. A trial is keyed by
+everything that determines its result: task, data hash, backend and its code version,
+model, configuration, fidelity and seed. Asking again for a stored trial returns it
+without training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from legal_hpo_env.backends.base import TrialResult
+
+__all__ = ["TrialStore", "StoreError", "trial_key", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    key TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    dev_score REAL NOT NULL,
+    diverged INTEGER NOT NULL,
+    created REAL NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trials_task ON trials (task, backend);
+"""
+
+
+class StoreError(RuntimeError):
+    """The store file is unreadable, corrupt, or from another schema version."""
+
+
+def trial_key(
+    task: str, data_hash: str, backend: str, code_version: str, model: str, config: dict, fidelity: dict, seed: int
+) -> str:
+    """A stable hash of everything that determines a trial's result."""
+    payload = json.dumps(
+        [task, data_hash, backend, code_version, model, config, fidelity, int(seed)], sort_keys=True, default=str
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class TrialStore:
+    """A SQLite file of trial results, safe to share between processes.
+
+    Args:
+        path: the database file; created (with its folder) if absent.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._pid = -1
+        self._conn: sqlite3.Connection | None = None
+        self._check_schema()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path, self._pid, self._conn = state["path"], -1, None
+
+    def _connection(self) -> sqlite3.Connection:
+        # One connection per process: a connection inherited across fork is not safe.
+        if self._conn is None or self._pid != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError as e:
+                conn.close()
+                raise self._corrupt(e) from e
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def _corrupt(self, error: Exception) -> StoreError:
+        return StoreError(
+            f"trial store {self.path} is not a readable trial database ({error}). It was left untouched: "
+            "move it aside to start a new store, or point the store to another file."
+        )
+
+    def _check_schema(self) -> None:
+        conn = self._connection()
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as e:
+            raise self._corrupt(e) from e
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"trial store {self.path} was written by a newer legal-hpo-env (schema {version}, this one reads "
+                f"{SCHEMA_VERSION}): upgrade the package, or use another store file. Nothing was changed."
+            )
+        if tables and "trials" not in tables:
+            raise StoreError(f"trial store {self.path} is an SQLite file of something else (tables {sorted(tables)}).")
+        if not tables:
+            self._retry(lambda: conn.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};"))
+
+    @staticmethod
+    def _retry(operation, attempts: int = 20):
+        # The busy timeout covers most contention; WAL checkpoints can still report
+        # "locked" briefly, which must never reach the user.
+        for attempt in range(attempts):
+            try:
+                return operation()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def get(self, key: str) -> TrialResult | None:
+        row = self._retry(lambda: self._connection().execute("SELECT result FROM trials WHERE key=?", (key,)).fetchone())
+        return None if row is None else TrialResult.from_dict(json.loads(row[0]), from_store=True)
+
+    def put(self, key: str, result: TrialResult) -> None:
+        """Insert a finished trial; a trial already stored under ``key`` is kept as it is."""
+        data = json.dumps(result.to_dict())
+        self._retry(
+            lambda: self._connection().execute(
+                "INSERT OR IGNORE INTO trials (key, task, backend, seed, dev_score, diverged, created, result) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, result.task, result.backend, result.seed, result.dev_score, int(result.diverged), time.time(), data),
+            )
+        )
+
+    def __len__(self) -> int:
+        return self._retry(lambda: self._connection().execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+
+    def __contains__(self, key: str) -> bool:
+        return self._retry(
+            lambda: self._connection().execute("SELECT 1 FROM trials WHERE key=?", (key,)).fetchone() is not None
+        )
+
+    def results(self, task: str | None = None, backend: str | None = None) -> Iterator[TrialResult]:
+        """Every stored result, optionally of one task and backend, oldest first."""
+        query, args = "SELECT result FROM trials", []
+        clauses = []
+        if task is not None:
+            clauses.append("task=?")
+            args.append(task)
+        if backend is not None:
+            clauses.append("backend=?")
+            args.append(backend)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        rows = self._retry(lambda: self._connection().execute(query + " ORDER BY created", args).fetchall())
+        for (data,) in rows:
+            yield TrialResult.from_dict(json.loads(data), from_store=True)
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
