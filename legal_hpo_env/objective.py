@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import Any, Mapping
 
@@ -95,8 +96,9 @@ class Objective:
 
     def __call__(self, config: HyperParams | Mapping[str, Any] | None = None, seed: int = 0, *, progress: bool = False) -> TrialResult:
         config = as_config(config)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed={seed!r} must be a non-negative integer.")
+        seed = int(seed)  # a native int, as HyperParams makes its values: numpy ints do not serialise
         key = self.key(config, seed)
         if self.backend.replays:
             return self.backend.evaluate(self.task, config, self.fidelity, seed)
@@ -144,6 +146,8 @@ def evaluate(
         progress: show a progress bar on stderr while training.
     """
     config = as_config(config)  # validate before any loading
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a non-negative integer.")
     fidelity = Fidelity(max_train=max_train, max_length=max_length)
     objective = Objective(task, backend, model=model, data_dir=data_dir, fidelity=fidelity, store=store, device=device)
     return objective(config, seed, progress=progress)

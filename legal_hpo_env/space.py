@@ -110,6 +110,8 @@ class HyperParams:
                 value = _as_int(f.name, value)
             elif f.name in _FLOAT_FIELDS:
                 value = _as_float(f.name, value)
+            elif isinstance(value, str):
+                value = str(value)  # numpy.str_ -> str
             object.__setattr__(self, f.name, value)
         for dim in SPACE.dimensions:
             dim.check(getattr(self, dim.name))
@@ -134,20 +136,29 @@ _INT_FIELDS = ("batch_size", "epochs")
 _FLOAT_FIELDS = ("learning_rate", "weight_decay", "warmup_ratio", "dropout")
 
 
+def _valid_range(name: str) -> str:
+    dim = SPACE[name]
+    return f"[{dim.low:g}, {dim.high:g}]"
+
+
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise HyperParamError(f"{name}={value!r} must be a real number, not {type(value).__name__}.")
+        raise HyperParamError(
+            f"{name}={value!r} must be a real number in {_valid_range(name)}, not {type(value).__name__}."
+        )
     return float(value)
 
 
 def _as_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise HyperParamError(f"{name}={value!r} must be an integer, not {type(value).__name__}.")
+        raise HyperParamError(
+            f"{name}={value!r} must be an integer in {_valid_range(name)}, not {type(value).__name__}."
+        )
     if isinstance(value, numbers.Integral):
         return int(value)
     if math.isfinite(float(value)) and float(value).is_integer():
         return int(value)
-    raise HyperParamError(f"{name}={value!r} must be a whole number.")
+    raise HyperParamError(f"{name}={value!r} must be a whole number in {_valid_range(name)}.")
 
 
 class SearchSpace:

@@ -92,12 +92,17 @@ class TrialStore:
         )
 
     def _check_schema(self) -> None:
-        conn = self._connection()
+        # Read the schema on a plain connection before switching the file to WAL mode, so
+        # that a file this code must refuse (newer schema, another program's database) is
+        # really left untouched: enabling WAL rewrites the header and adds -wal/-shm files.
+        probe = sqlite3.connect(self.path, timeout=60.0)
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            version = probe.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
             raise self._corrupt(e) from e
+        finally:
+            probe.close()
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"trial store {self.path} was written by a newer legal-hpo-env (schema {version}, this one reads "
@@ -105,6 +110,7 @@ class TrialStore:
             )
         if tables and "trials" not in tables:
             raise StoreError(f"trial store {self.path} is an SQLite file of something else (tables {sorted(tables)}).")
+        conn = self._connection()
         if not tables:
             self._retry(lambda: conn.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};"))
 

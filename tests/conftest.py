@@ -27,7 +27,9 @@ def tiny_model(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tiny-bert")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *[c for c in ".,?!'()-:;0123456789"]]
     (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    # from_pretrained on the folder: transformers 5 ignores a ``vocab_file=`` argument to the
+    # constructor, which left a tokenizer mapping every word to [UNK].
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder), do_lower_case=True)
     tokenizer.save_pretrained(folder)
     config = BertConfig(
         vocab_size=len(dict.fromkeys(vocab)),
@@ -78,3 +80,15 @@ def real_data_available() -> bool:
 requires_real_data = pytest.mark.skipif(
     not real_data_available(), reason=f"real legal data not found at {REAL_DATA} (set LEGAL_HPO_DATA)"
 )
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Torch on one thread for a module: on a small, shared machine the tiny models train
+    several times faster than with one thread per core competing for the cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

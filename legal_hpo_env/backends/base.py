@@ -109,13 +109,15 @@ def build_result(
     seconds: float,
     n_train: int,
     device: str,
+    train_seconds: float = 0.0,
 ) -> TrialResult:
     """Assemble a :class:`TrialResult`; ``dev``/``test`` hold accuracy and macro-F1 of the
     selected epoch, ``None`` when the run diverged before any epoch finished."""
     from legal_hpo_env.version import __version__
 
     none = {"accuracy": DIVERGED_SCORE, "macro_f1": DIVERGED_SCORE}
-    dev, test = dev or none, test or none
+    # A diverged run scores DIVERGED_SCORE on every metric, whatever its epochs before.
+    dev, test = (none, none) if diverged else (dev or none, test or none)
     metric = task.spec.metric
     return TrialResult(
         task=task.name,
@@ -128,8 +130,8 @@ def build_result(
         dev_curve=dev_curve,
         train_loss=train_loss,
         selected_epoch=selected_epoch + 1 if dev_curve else 0,
-        dev_score=DIVERGED_SCORE if diverged else dev[metric],
-        test_score=DIVERGED_SCORE if diverged else test[metric],
+        dev_score=dev[metric],
+        test_score=test[metric],
         dev_accuracy=dev["accuracy"],
         dev_macro_f1=dev["macro_f1"],
         test_accuracy=test["accuracy"],
@@ -140,7 +142,11 @@ def build_result(
         data_hash=task.data_hash,
         code_version=f"{__version__}+{backend.name}.{backend.version}",
         device=device,
-        extra={"task_meta": task.meta_features(), "label_names": list(task.label_names)},
+        extra={
+            "task_meta": task.meta_features(),
+            "label_names": list(task.label_names),
+            "train_seconds": train_seconds,
+        },
     )
 
 

@@ -156,4 +156,5 @@ class FinetuneBackend(Backend):
             seconds=time.perf_counter() - start,
             n_train=len(keep),
             device=str(self.device),
+            train_seconds=report.train_seconds,
         )

@@ -167,4 +167,5 @@ class HeadBackend(Backend):
             seconds=time.perf_counter() - start,
             n_train=n,
             device=str(self.device),
+            train_seconds=report.train_seconds,
         )

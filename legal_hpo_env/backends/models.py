@@ -73,7 +73,7 @@ def _load_hint(name: str | None, location: str, error: Exception) -> str:
     offline = "" if Path(location).exists() else (
         " It is not a local folder; loading it from the Hugging Face hub needs internet access."
     )
-    return f"cannot load model {name or DEFAULT_MODEL!r} from {location!r}: {error}.{offline}"
+    return f"cannot load model {name or DEFAULT_MODEL!r} from {location!r}: {str(error).rstrip('.')}.{offline}"
 
 
 @lru_cache(maxsize=8)

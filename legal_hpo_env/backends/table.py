@@ -43,12 +43,12 @@ class TableBackend(Backend):
 
     def __init__(self, results: Iterable[TrialResult], meta: dict[str, dict[str, float]] | None = None) -> None:
         self._meta = dict(meta or {})
-        self._runs: dict[str, dict[tuple, list[TrialResult]]] = defaultdict(lambda: defaultdict(list))
+        grouped: dict[str, dict[tuple, list[TrialResult]]] = defaultdict(lambda: defaultdict(list))
         for r in results:
-            self._runs[r.task][_config_key(r.config)].append(r)
-        for per_task in self._runs.values():
-            for runs in per_task.values():
-                runs.sort(key=lambda r: r.seed)
+            grouped[r.task][_config_key(r.config)].append(r)
+        # Plain dicts, so that the backend (and an env holding it) pickles.
+        self._runs = {task: {key: sorted(runs, key=lambda r: r.seed) for key, runs in per_task.items()}
+                      for task, per_task in grouped.items()}
         if not self._runs:
             raise ValueError("a table backend needs at least one trial result.")
 

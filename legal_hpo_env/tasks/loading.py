@@ -40,8 +40,11 @@ SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 LOADER_VERSION = 1
 
 
-class UnknownTaskError(KeyError):
-    """A task name that is in neither the task table nor a ``custom:`` path."""
+class UnknownTaskError(KeyError, ValueError):
+    """A task name that is in neither the task table nor a ``custom:`` path.
+
+    A ``KeyError`` (a name missing from the task table) and a ``ValueError`` (an invalid
+    argument, like every other bad argument of the environment)."""
 
     def __str__(self) -> str:  # KeyError quotes its message; this one reads as a sentence
         return str(self.args[0])
@@ -216,6 +219,8 @@ def _load_cached(spec: TaskSpec, data_dir: str) -> TaskData:
     root = Path(data_dir)
     paths = [root / rel for rel in spec.files]
     missing = [str(p) for p in paths if not p.is_file()]
+    if missing and spec.reader == "custom":  # an absolute path: the data directory plays no part
+        raise DataError(f"task {spec.name!r}: the file {missing[0]} does not exist; check the path.")
     if missing:
         raise DataError(
             f"task {spec.name!r} needs {missing}, which do not exist under {root}: check the data directory "
@@ -225,6 +230,12 @@ def _load_cached(spec: TaskSpec, data_dir: str) -> TaskData:
     if len(raw.examples) < 3 * len(raw.label_names):
         raise DataError(f"task {spec.name!r}: only {len(raw.examples)} examples, too few to split into train/dev/test.")
     tr, dv, te = split_examples(raw.examples, spec.group_split)
+    if not dv or not te:  # only possible with few groups: every trial would fail scoring an empty split
+        groups = len({ex.group for ex in raw.examples})
+        raise DataError(
+            f"task {spec.name!r}: its {groups} documents/questions are too few to give dev and test examples "
+            "(a document never straddles splits); add data."
+        )
     pick = lambda ix: tuple(raw.examples[i] for i in ix)  # noqa: E731
     train = pick(tr)
     unseen = sorted({ex.label for ex in raw.examples} - {ex.label for ex in train})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import re
 import sys
@@ -89,7 +90,7 @@ def read_table(path: Path, columns: tuple[str, ...] = ("text", "label"), optiona
     rows: list[dict]
     if suffix in (".jsonl", ".json"):
         rows = []
-        for n, line in enumerate(text.splitlines(), start=1):
+        for n, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 may sit in a JSON string
             if not line.strip():
                 continue
             try:
@@ -101,7 +102,9 @@ def read_table(path: Path, columns: tuple[str, ...] = ("text", "label"), optiona
             rows.append(row)
     elif suffix in (".csv", ".tsv"):
         csv.field_size_limit(sys.maxsize)
-        reader = csv.DictReader(text.splitlines(keepends=True), delimiter="\t" if suffix == ".tsv" else ",")
+        # A stream with newline="" (as the csv docs ask), not str.splitlines: that also splits
+        # at form feeds and U+2028, which legal text extracted from PDFs contains.
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
         rows = list(reader)
         header = reader.fieldnames or []
         missing = [c for c in columns if c not in header]
@@ -244,7 +247,9 @@ def _cjrc_example(qa: dict, context: str, group: str) -> Example:
         return Example(text=qa["question"], text_pair=context, label=3, group=group)
     ans = qa["answers"][0]
     kind = ans["text"].upper() if ans["answer_start"] == -1 else "SPAN"
-    label = {"SPAN": 0, "YES": 1, "NO": 2}.get(kind, 0)
+    if kind not in ("SPAN", "YES", "NO"):
+        raise KeyError(f"question {qa.get('id', qa['question'])!r}: answer_start -1 needs the text YES or NO, got {ans['text']!r}")
+    label = {"SPAN": 0, "YES": 1, "NO": 2}[kind]
     answer = (int(ans["answer_start"]), ans["text"]) if label == 0 else None
     return Example(text=qa["question"], text_pair=context, label=label, group=group, answer=answer)
 

@@ -1,0 +1,246 @@
+"""``legal-hpo``: list tasks, evaluate one configuration, tune, train an agent."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from legal_hpo_env.space import SPACE, HyperParams, HyperParamError
+
+__all__ = ["main"]
+
+AGENTS = ("reinforce", "ppo", "random", "tpe", "default")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder with the legal data (default: $LEGAL_HPO_DATA)")
+    p.add_argument("--model", help="Hugging Face model id or local folder (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--max-train", type=int, help="cap on training examples (fidelity)")
+    p.add_argument("--max-length", type=int, default=128, help="tokens per input (default 128)")
+    p.add_argument("--store", help="trial store file (SQLite); finished trials are reused from it")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="legal-hpo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tasks = sub.add_parser("tasks", help="list tasks, their sizes and whether their data was found")
+    tasks.add_argument("--data-dir", help="folder with the legal data (default: $LEGAL_HPO_DATA)")
+
+    ev = sub.add_parser("evaluate", help="run one trial and print its result as JSON")
+    ev.add_argument("--task", required=True)
+    ev.add_argument("--backend", default="head", choices=("head", "finetune"))
+    ev.add_argument("--seed", type=int, default=0)
+    _add_data_args(ev)
+    for dim in SPACE.dimensions:
+        kind = str if dim.categorical else (int if dim.name in ("batch_size", "epochs") else float)
+        ev.add_argument(f"--{dim.name.replace('_', '-')}", type=kind, help=f"{dim.help} (grid {list(dim.grid)})")
+    ev.add_argument("--output", help="also write the JSON result to this file")
+
+    tune = sub.add_parser("tune", help="tune a task with an agent or baseline and report the best configuration")
+    tune.add_argument("--agent", choices=AGENTS, default="random")
+    tune.add_argument("--policy", help="a policy saved by `legal-hpo train-agent` (reinforce/ppo)")
+    tune.add_argument("--task", required=True)
+    tune.add_argument("--backend", default="head", choices=("head", "finetune"))
+    tune.add_argument("--budget", type=int, default=20, help="trials (default 20)")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--train-steps", type=int, default=2000, help="env steps to train an RL agent without --policy")
+    tune.add_argument("--report", help="JSON report file (default: legal-hpo-report-<task>-<agent>.json)")
+    _add_data_args(tune)
+
+    train = sub.add_parser("train-agent", help="train an RL policy on the env and save it for `tune --policy`")
+    train.add_argument("--agent", choices=("reinforce", "ppo"), default="reinforce")
+    train.add_argument("--task", required=True, nargs="+", help="one or more tasks (sampled per episode)")
+    train.add_argument("--backend", default="head", choices=("head", "finetune"))
+    train.add_argument("--budget", type=int, default=20)
+    train.add_argument("--steps", type=int, default=2000, help="env steps of training")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--output", required=True, help="where to save the policy")
+    _add_data_args(train)
+    return parser
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from legal_hpo_env.tasks import TASKS, DataError, load_task
+
+    rows = []
+    for name, spec in TASKS.items():
+        row = {"task": name, "family": spec.family, "metric": spec.metric, "language": spec.language,
+               "licence": spec.licence}
+        try:
+            data = load_task(name, args.data_dir)
+            row.update(found=True, **data.sizes(), labels=data.num_labels)
+        except DataError as e:
+            row.update(found=False, reason=str(e))
+        rows.append(row)
+    width = max(len(r["task"]) for r in rows)
+    print(f"{'task':<{width}}  {'family':<14} {'metric':<9} {'train':>6} {'dev':>5} {'test':>5} {'labels':>6}  data")
+    for r in rows:
+        sizes = (f"{r['train']:>6} {r['dev']:>5} {r['test']:>5} {r['labels']:>6}" if r["found"] else f"{'-':>6} {'-':>5} {'-':>5} {'-':>6}")
+        print(f"{r['task']:<{width}}  {r['family']:<14} {r['metric']:<9} {sizes}  {'found' if r['found'] else 'missing'}")
+    missing = [r for r in rows if not r["found"]]
+    if missing:
+        print(f"\n{missing[0]['reason']}", file=sys.stderr)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from legal_hpo_env.objective import evaluate
+
+    overrides = {d.name: getattr(args, d.name) for d in SPACE.dimensions if getattr(args, d.name) is not None}
+    config = HyperParams.from_dict(overrides)
+    result = evaluate(
+        args.task,
+        config,
+        backend=args.backend,
+        seed=args.seed,
+        max_train=args.max_train,
+        max_length=args.max_length,
+        model=args.model,
+        data_dir=args.data_dir,
+        store=args.store,
+        device=args.device,
+        progress=True,
+    )
+    text = json.dumps(_jsonable({**result.to_dict(), "from_store": result.from_store}), indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def _env_kwargs(args: argparse.Namespace, task: Any, action_mode: str = "delta") -> dict[str, Any]:
+    return {
+        "task": task,
+        "backend": args.backend,
+        "budget": args.budget,
+        "action_mode": action_mode,
+        "model": args.model,
+        "data_dir": args.data_dir,
+        "max_train": args.max_train,
+        "max_length": args.max_length,
+        "store": args.store,
+        "device": args.device,
+    }
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import legal_hpo_env  # noqa: F401  (registers the env)
+
+    start = time.perf_counter()
+    if args.agent in ("random", "tpe", "default"):
+        from agents import make_searcher
+
+        env = gym.make("LegalHPO-v0", **_env_kwargs(args, args.task, "direct"))
+        searcher = make_searcher(args.agent)
+    else:
+        from agents import PolicySearcher
+
+        env = gym.make("LegalHPO-v0", **_env_kwargs(args, args.task))
+        policy = _load_or_train(args, env)
+        searcher = PolicySearcher(policy, name=args.agent)
+    from tqdm.auto import tqdm
+
+    env = _ProgressWrapper(env, tqdm(total=args.budget, desc=f"tuning {args.task}", file=sys.stderr))
+    run = searcher.run(env, seed=args.seed)
+    report = {**run.to_dict(), "agent": args.agent, "backend": args.backend, "budget": args.budget,
+              "wall_seconds": time.perf_counter() - start}
+    path = Path(args.report or f"legal-hpo-report-{args.task.replace('/', '_').replace(':', '_')}-{args.agent}.json")
+    path.write_text(json.dumps(_jsonable(report), indent=2) + "\n", encoding="utf-8")
+    print(f"best configuration ({args.agent}, {args.budget} trials on {args.task}):")
+    print(json.dumps(run.best_config, indent=2))
+    print(f"dev {run.best_score:.4f}  test {run.best_test_score:.4f}  report: {path}")
+    return 0
+
+
+def _load_or_train(args: argparse.Namespace, env: Any) -> Any:
+    if args.agent == "reinforce":
+        from agents.reinforce import REINFORCE
+
+        if args.policy:
+            return REINFORCE.load(args.policy, env=env)
+        return REINFORCE(env, seed=args.seed).learn(args.train_steps)
+    from stable_baselines3 import PPO  # noqa: F401  (a clear ImportError if the extra is missing)
+
+    if args.policy:
+        return PPO.load(args.policy)
+    from agents.ppo import make_ppo
+
+    model = make_ppo(_env_kwargs(args, args.task), n_envs=1, seed=args.seed)
+    return model.learn(args.train_steps)
+
+
+def _cmd_train_agent(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import legal_hpo_env  # noqa: F401
+
+    task = args.task if len(args.task) > 1 else args.task[0]
+    if args.agent == "reinforce":
+        from agents.reinforce import REINFORCE
+
+        agent = REINFORCE(gym.make("LegalHPO-v0", **_env_kwargs(args, task)), seed=args.seed).learn(args.steps)
+    else:
+        from agents.ppo import make_ppo
+
+        agent = make_ppo(_env_kwargs(args, task), n_envs=2, seed=args.seed).learn(args.steps)
+    agent.save(args.output)
+    print(f"saved {args.agent} policy trained for {args.steps} steps on {task} to {args.output}")
+    return 0
+
+
+class _ProgressWrapper:
+    """Advances a progress bar on every trial; everything else passes through."""
+
+    def __init__(self, env: Any, bar: Any) -> None:
+        self._env, self._bar = env, bar
+
+    def step(self, action: Any):
+        out = self._env.step(action)
+        self._bar.update(1)
+        if out[2] or out[3]:
+            self._bar.close()
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from legal_hpo_env.backends import UnknownBackendError
+    from legal_hpo_env.backends.models import ModelLoadError
+    from legal_hpo_env.store import StoreError
+    from legal_hpo_env.tasks import DataError, UnknownTaskError
+
+    handlers = {"tasks": _cmd_tasks, "evaluate": _cmd_evaluate, "tune": _cmd_tune, "train-agent": _cmd_train_agent}
+    try:
+        return handlers[args.command](args)
+    except (DataError, UnknownTaskError, HyperParamError, ModelLoadError, StoreError, UnknownBackendError, ValueError) as e:
+        print(f"legal-hpo {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:
+        print(f"legal-hpo {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

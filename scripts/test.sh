@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Install (dev extras) and run the whole test suite; real-data tests read $LEGAL_HPO_DATA.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh dev
+. .venv/bin/activate
+python -m pytest -q "$@"
