@@ -2,7 +2,7 @@
 recipe (lr 3e-5, batch 8) next to a TF-IDF + linear SVM and the majority class, all
 trained on the same examples and scored on the same test split.
 
-    python -m benchmarks.quality [--max-train 1000] [--epochs 3] [--store benchmarks/results/trials.sqlite]
+    python -m benchmarks.quality [--max-train 1000] [--epochs 3] [--balanced] [--store FILE]
 
 Trials go through the trial store, so an interrupted run resumes where it stopped.
 """
@@ -49,18 +49,18 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--store", default=str(RESULTS / "trials.sqlite"))
+    parser.add_argument("--balanced", action="store_true", help="also run the recipe with balanced class weights")
     args = parser.parse_args()
 
     from legal_hpo_env import evaluate
     from legal_hpo_env.space import HyperParams
     from legal_hpo_env.tasks import load_task
 
-    recipes = {
-        "finetune_lexglue_recipe": HyperParams(learning_rate=3e-5, batch_size=8, epochs=args.epochs),
-        "finetune_lexglue_recipe_balanced": HyperParams(
+    recipes = {"finetune_lexglue_recipe": HyperParams(learning_rate=3e-5, batch_size=8, epochs=args.epochs)}
+    if args.balanced:
+        recipes["finetune_lexglue_recipe_balanced"] = HyperParams(
             learning_rate=3e-5, batch_size=8, epochs=args.epochs, class_weighting="balanced"
-        ),
-    }
+        )
     rows = {}
     for name in args.tasks:
         task = load_task(name, data_dir())

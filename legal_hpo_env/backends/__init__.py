@@ -1,7 +1,8 @@
 """Backends: how one configuration is evaluated.
 
 ``finetune`` fine-tunes the whole transformer; ``head`` trains a head on frozen, cached
-features. Both import torch only when created, so importing this package stays cheap.
+features (both import torch only when created, so importing this package stays cheap);
+``recorded`` replays packaged recordings of those two (no torch at all).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = ["BACKENDS", "DIVERGED_SCORE", "Fidelity", "TrialResult", "make_backen
 BACKENDS: dict[str, str] = {
     "finetune": "legal_hpo_env.backends.finetune:FinetuneBackend",
     "head": "legal_hpo_env.backends.head:HeadBackend",
+    "recorded": "legal_hpo_env.backends.recorded:RecordedBackend",
 }
 
 

@@ -110,9 +110,12 @@ def build_result(
     n_train: int,
     device: str,
     train_seconds: float = 0.0,
+    histories: tuple[list[dict[str, float]], list[dict[str, float]]] | None = None,
 ) -> TrialResult:
     """Assemble a :class:`TrialResult`; ``dev``/``test`` hold accuracy and macro-F1 of the
-    selected epoch, ``None`` when the run diverged before any epoch finished."""
+    selected epoch, ``None`` when the run diverged before any epoch finished. ``histories``
+    (dev and test scores after every epoch, where test was scored every epoch) become
+    ``extra["curves"]``, which lets a recording replay shorter runs."""
     from legal_hpo_env.version import __version__
 
     none = {"accuracy": DIVERGED_SCORE, "macro_f1": DIVERGED_SCORE}
@@ -146,8 +149,13 @@ def build_result(
             "task_meta": task.meta_features(),
             "label_names": list(task.label_names),
             "train_seconds": train_seconds,
+            **({"curves": _curves(*histories)} if histories and histories[1] else {}),
         },
     )
+
+
+def _curves(dev: list[dict[str, float]], test: list[dict[str, float]]) -> dict[str, list[float]]:
+    return {f"{split}_{m}": [h[m] for h in hist] for split, hist in (("dev", dev), ("test", test)) for m in ("accuracy", "macro_f1")}
 
 
 class Backend(abc.ABC):

@@ -77,14 +77,17 @@ class FinetuneBackend(Backend):
     Args:
         model: Hugging Face model id or local folder; ``None`` for the packaged MiniLM.
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when present.
+        test_each_epoch: also score test after every epoch (``extra["test_curve"]``), as
+            a recording needs to replay shorter runs; costs one test pass per epoch.
     """
 
     name = "finetune"
     version = 1
 
-    def __init__(self, model: str | None = None, device: str | None = None) -> None:
+    def __init__(self, model: str | None = None, device: str | None = None, test_each_epoch: bool = False) -> None:
         self.model_name = model
         self.device = pick_device(device)
+        self.test_each_epoch = test_each_epoch
 
     def evaluate(
         self, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False
@@ -118,10 +121,14 @@ class FinetuneBackend(Backend):
                 logits = model(**collate(train, batch, pad_id, self.device)).logits
             return loss_fn(logits.float(), labels[batch])
 
+        test_labels = [ex.label for ex in task.test]
         dev_history: list[dict[str, float]] = []
+        test_history: list[dict[str, float]] = []
 
         def dev_score() -> float:
             dev_history.append(scores(dev_labels, predict(model, encoded["dev"], pad_id, self.device)))
+            if self.test_each_epoch:
+                test_history.append(scores(test_labels, predict(model, encoded["test"], pad_id, self.device)))
             return dev_history[-1][task.spec.metric]
 
         report = train_epochs(
@@ -135,11 +142,14 @@ class FinetuneBackend(Backend):
         )
         bar.close()
         dev = test = None
-        if report.best_state is not None:
-            model.load_state_dict(report.best_state)
-            model.eval()
+        if report.dev_curve:
             dev = dev_history[report.selected_epoch]
-            test = scores([ex.label for ex in task.test], predict(model, encoded["test"], pad_id, self.device))
+            if test_history:
+                test = test_history[report.selected_epoch]
+            else:
+                model.load_state_dict(report.best_state)
+                model.eval()
+                test = scores(test_labels, predict(model, encoded["test"], pad_id, self.device))
         return build_result(
             self,
             task,
@@ -157,4 +167,5 @@ class FinetuneBackend(Backend):
             n_train=len(keep),
             device=str(self.device),
             train_seconds=report.train_seconds,
+            histories=(dev_history, test_history),
         )

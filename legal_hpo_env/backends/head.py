@@ -129,7 +129,9 @@ class HeadBackend(Backend):
         n = len(keep)
         steps_per_epoch = -(-n // config.batch_size)
         dev_labels = [ex.label for ex in task.dev]
+        test_labels = [ex.label for ex in task.test]
         dev_history: list[dict[str, float]] = []
+        test_history: list[dict[str, float]] = []  # test is cheap here: scored every epoch
 
         def batches() -> list[list[int]]:
             order = torch.randperm(n, generator=generator).tolist()
@@ -141,16 +143,13 @@ class HeadBackend(Backend):
         def dev_score() -> float:
             with torch.inference_mode():
                 dev_history.append(scores(dev_labels, head(x_dev).argmax(-1).tolist()))
+                test_history.append(scores(test_labels, head(x_test).argmax(-1).tolist()))
             return dev_history[-1][task.spec.metric]
 
         report = train_epochs(head, config, batches, step_loss, dev_score, steps_per_epoch=steps_per_epoch)
         dev = test = None
-        if report.best_state is not None:
-            head.load_state_dict(report.best_state)
-            head.eval()
-            dev = dev_history[report.selected_epoch]
-            with torch.inference_mode():
-                test = scores([ex.label for ex in task.test], head(x_test).argmax(-1).tolist())
+        if report.dev_curve:
+            dev, test = dev_history[report.selected_epoch], test_history[report.selected_epoch]
         return build_result(
             self,
             task,
@@ -168,4 +167,5 @@ class HeadBackend(Backend):
             n_train=n,
             device=str(self.device),
             train_seconds=report.train_seconds,
+            histories=(dev_history, test_history),
         )

@@ -1,0 +1,160 @@
+"""PPO from stable-baselines3, set up for ``LegalHPO-v0``.
+
+:func:`make_ppo` builds vectorised copies of the env and a PPO model whose rollouts hold
+whole tuning episodes; :class:`BestScoreCallback` logs what an HPO user cares about, the
+best dev (and test) score of each finished episode, under ``tuning/`` in the SB3 logger
+(and TensorBoard when ``tensorboard_log`` is set).
+
+>>> from agents.ppo import BestScoreCallback, make_ppo
+>>> model = make_ppo({"task": "unfair_tos", "budget": 10}, n_envs=4, seed=0)  # doctest: +SKIP
+>>> model.learn(20_000, callback=BestScoreCallback())                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable
+
+import gymnasium as gym
+
+import legal_hpo_env  # noqa: F401  (registers LegalHPO-v0; cheap)
+
+try:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+except ImportError as err:  # this module is the SB3 adapter; `import agents` does not need it
+    raise ImportError(f"agents.ppo needs stable-baselines3 ({err}): pip install legal-hpo-env[sb3]") from err
+
+__all__ = ["make_ppo", "make_env_factory", "BestScoreCallback", "VEC_ENVS"]
+
+#: ``vec_env=`` names of :func:`make_ppo`.
+VEC_ENVS = ("dummy", "subproc")
+
+#: Total rollout steps (over all envs) aimed at per PPO update, before rounding to episodes.
+_ROLLOUT_TARGET = 512
+#: Mini-batch size aimed at (a divisor of the rollout close to it is used).
+_MINIBATCH_TARGET = 64
+
+
+def make_env_factory(env_id: str = "LegalHPO-v0") -> Callable[..., gym.Env]:
+    """A picklable ``factory(**env_kwargs) -> env`` that ``gym.make``s ``env_id``.
+
+    Passing this to ``make_vec_env`` instead of the id matters: with an id, SB3 first tries
+    ``render_mode="rgb_array"``, which ``LegalHPO-v0`` rejects (it renders ``"ansi"`` only).
+    """
+    return functools.partial(gym.make, env_id)
+
+
+def _minibatch_size(rollout: int, target: int = _MINIBATCH_TARGET) -> int:
+    """The divisor of ``rollout`` closest to ``target`` (on a log scale), at least 2."""
+    divisors = [d for d in range(2, rollout + 1) if rollout % d == 0] or [rollout]
+    return min(divisors, key=lambda d: (abs(math.log(d / target)), -d))
+
+
+def make_ppo(
+    env_kwargs: dict[str, Any] | None = None,
+    n_envs: int = 4,
+    seed: int = 0,
+    hidden: int = 64,
+    tensorboard_log: str | None = None,
+    vec_env: str = "dummy",
+    *,
+    env_id: str | Callable[..., gym.Env] = "LegalHPO-v0",
+    verbose: int = 0,
+    **ppo_kwargs: Any,
+) -> PPO:
+    """A stable-baselines3 PPO on ``n_envs`` copies of ``LegalHPO-v0``.
+
+    Defaults chosen for tuning episodes: ``n_steps`` (per env) is a multiple of the
+    episode budget, so every rollout holds whole episodes and advantages are computed from
+    finished ones; the rollout holds about 512 steps over all envs; the mini-batch size
+    divides it; a small entropy bonus (0.01) keeps PPO exploring configurations; the policy
+    and value nets are ``[hidden, hidden]`` MLPs; the model runs on the CPU (an MLP this
+    small gains nothing from a GPU, while the env's own training may use it). On a busy
+    CPU, ``torch.set_num_threads(1)`` makes PPO's updates several times faster.
+
+    Args:
+        env_kwargs: keyword arguments of the env (``task``, ``backend``, ``budget``...). With
+            ``vec_env="subproc"`` they are sent to worker processes: keep them plain data
+            (a backend name, not a backend object).
+        n_envs: parallel copies of the env; copy ``i`` is seeded with ``seed + i``.
+        seed: seeds the model (torch, numpy) and the envs.
+        hidden: units of each of the two hidden layers of the policy and value nets.
+        tensorboard_log: folder for TensorBoard logs (``None``: no TensorBoard).
+        vec_env: ``"dummy"`` (in process, sequential) or ``"subproc"`` (one process per env:
+            worth it when trials train models, not when a table replays them).
+        env_id: the registered id, or a callable ``factory(**env_kwargs) -> env``.
+        verbose: SB3 verbosity (0 silent, 1 info).
+        **ppo_kwargs: any other argument of ``stable_baselines3.PPO`` (overrides the above;
+            an ``n_steps`` given is rounded up to a multiple of the budget).
+
+    Returns:
+        The PPO model (``model.env`` is the vectorised env); train it with
+        ``model.learn(total_timesteps, callback=BestScoreCallback())``.
+    """
+    if vec_env not in VEC_ENVS:
+        raise ValueError(f"vec_env={vec_env!r} is not valid: choose one of {list(VEC_ENVS)}.")
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs={n_envs!r} must be an integer >= 1.")
+    factory = make_env_factory(env_id) if isinstance(env_id, str) else env_id
+    venv = make_vec_env(
+        factory,
+        n_envs=n_envs,
+        seed=seed,
+        env_kwargs=dict(env_kwargs or {}),
+        vec_env_cls=DummyVecEnv if vec_env == "dummy" else SubprocVecEnv,
+    )
+    budget = int(venv.get_attr("budget")[0])
+    per_env = ppo_kwargs.pop("n_steps", None)
+    if per_env is None:
+        per_env = budget * max(1, round(_ROLLOUT_TARGET / (budget * n_envs)))
+    n_steps = budget * math.ceil(int(per_env) / budget)
+    settings: dict[str, Any] = {
+        "n_steps": n_steps,
+        "batch_size": _minibatch_size(n_steps * n_envs),
+        "ent_coef": 0.01,
+        "policy_kwargs": {"net_arch": {"pi": [hidden, hidden], "vf": [hidden, hidden]}},
+        "device": "cpu",
+    }
+    settings.update(ppo_kwargs)
+    return PPO("MlpPolicy", venv, seed=seed, tensorboard_log=tensorboard_log, verbose=verbose, **settings)
+
+
+class BestScoreCallback(BaseCallback):
+    """Log the best dev score of every finished tuning episode to the SB3 logger.
+
+    At each episode end it records ``tuning/best_score`` (and ``tuning/best_test_score``)
+    with ``logger.record_mean``, so each logged value is the mean over the episodes that
+    ended since the last dump; with ``tensorboard_log`` set they appear in TensorBoard.
+
+    Attributes:
+        episodes: one dict per finished episode: ``timestep``, ``best_score``,
+            ``best_test_score`` (``None`` when the env reported none), ``task``.
+    """
+
+    def __init__(self, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.episodes: list[dict[str, Any]] = []
+
+    def _on_step(self) -> bool:
+        for done, info in zip(self.locals["dones"], self.locals["infos"]):
+            if not done:
+                continue
+            best = info.get("best_score")
+            best_score = 0.0 if best is None else float(best)  # every trial diverged
+            test = info.get("best_test_score")
+            self.logger.record_mean("tuning/best_score", best_score)
+            if test is not None:
+                self.logger.record_mean("tuning/best_test_score", float(test))
+            self.episodes.append(
+                {
+                    "timestep": self.num_timesteps,
+                    "best_score": best_score,
+                    "best_test_score": None if test is None else float(test),
+                    "task": info.get("task"),
+                }
+            )
+        return True

@@ -1,0 +1,216 @@
+"""Record real training runs over a grid, then export them as a packaged table.
+
+Every run goes through the trial store, so the recording is resumable (a killed
+recording loses at most the runs in flight) and several workers can share it. A GPU is
+used when present.
+
+    # 1. check on a sample that each task's landscape has signal (spread vs seed noise)
+    python -m benchmarks.record --fidelity head --check
+    # 2. record (resumable; rerun the same command after an interruption)
+    python -m benchmarks.record --fidelity head --workers 2
+    # 3. write legal_hpo_env/recorded/head-v1.json.gz from the store
+    python -m benchmarks.record --fidelity head --export --version 1
+
+The grids and fixed values of each fidelity are in GRIDS; the metadata of the table says
+exactly what was recorded and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import RESULTS, data_dir, environment
+
+PACKAGE_TABLES = Path(__file__).resolve().parents[1] / "legal_hpo_env" / "recorded"
+
+GRIDS = {
+    # The dense, cheap table: frozen MiniLM features, a dropout + linear head.
+    "head": {
+        "grid": {
+            "learning_rate": [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 3e-3, 1e-2],
+            "batch_size": [16, 32, 64],
+            "weight_decay": [0.0, 0.1],
+            "class_weighting": ["none", "balanced"],
+        },
+        "fixed": {"warmup_ratio": 0.1, "epochs": 5, "dropout": 0.1},
+        "seeds": [0, 1, 2],
+        "tasks": ["unfair_tos", "overruling", "contract_nli", "scotus"],
+        "max_train": None,
+        "max_length": 128,
+        "frozen": "whole encoder frozen; mean-pooled last-layer features, standardised; dropout + linear head trained",
+    },
+    # The costly table: fine-tuning every weight of MiniLM on capped training sets.
+    "finetune": {
+        "grid": {
+            "learning_rate": [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4],
+            "batch_size": [8, 16, 32],
+            "weight_decay": [0.0, 0.1],
+        },
+        "fixed": {"warmup_ratio": 0.1, "epochs": 3, "dropout": 0.1, "class_weighting": "balanced"},
+        "seeds": [0, 1],
+        "tasks": ["unfair_tos", "contract_nli", "scotus"],
+        "max_train": 500,
+        "max_length": 128,
+        "frozen": "nothing: all weights fine-tuned",
+    },
+}
+
+
+def grid_configs(spec: dict) -> list[dict]:
+    names = list(spec["grid"])
+    return [{**spec["fixed"], **dict(zip(names, values))} for values in itertools.product(*spec["grid"].values())]
+
+
+def jobs(spec: dict, tasks: list[str], sample: int | None, seed: int = 0) -> list[tuple[str, dict, int]]:
+    configs = grid_configs(spec)
+    if sample:
+        configs = random.Random(seed).sample(configs, min(sample, len(configs)))
+    return [(task, config, s) for task in tasks for config in configs for s in spec["seeds"]]
+
+
+_OBJECTIVES: dict = {}
+
+
+def _objective(fidelity: str, task: str, store: str):
+    """One Objective per (process, task), recording test scores after every epoch."""
+    key = (fidelity, task)
+    if key not in _OBJECTIVES:
+        from legal_hpo_env.backends import Fidelity
+        from legal_hpo_env.backends.finetune import FinetuneBackend
+        from legal_hpo_env.backends.head import HeadBackend
+        from legal_hpo_env.objective import Objective
+
+        spec = GRIDS[fidelity]
+        backend = FinetuneBackend(test_each_epoch=True) if fidelity == "finetune" else HeadBackend()
+        _OBJECTIVES[key] = Objective(
+            task, backend, data_dir=data_dir(), store=store,
+            fidelity=Fidelity(max_train=spec["max_train"], max_length=spec["max_length"]),
+        )
+    return _OBJECTIVES[key]
+
+
+def _run(args: tuple[str, str, dict, int, str]) -> tuple[str, dict, int, float, float, bool]:
+    fidelity, task, config, seed, store = args
+    result = _objective(fidelity, task, store)(config, seed)
+    return task, config, seed, result.dev_score, result.seconds, result.from_store
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def record(fidelity: str, tasks: list[str], store: str, workers: int, sample: int | None) -> list[tuple]:
+    spec = GRIDS[fidelity]
+    todo = [(fidelity, task, config, seed, store) for task, config, seed in jobs(spec, tasks, sample)]
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    done, start, out = 0, time.perf_counter(), []
+    if workers == 1:
+        _init_worker(threads)
+        iterator = map(_run, todo)
+    else:
+        import multiprocessing as mp
+
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(threads,))
+        iterator = pool.imap_unordered(_run, todo)
+    for task, config, seed, score, seconds, cached in iterator:
+        done += 1
+        out.append((task, config, seed, score))
+        if not cached or done % 200 == 0 or done == len(todo):
+            print(f"[{done}/{len(todo)} {time.perf_counter() - start:.0f}s] {task} seed {seed} "
+                  f"{score:.4f} {'(stored)' if cached else f'{seconds:.1f}s'} {config}", flush=True)
+    return out
+
+
+def check(runs: list[tuple]) -> dict[str, dict[str, float]]:
+    """Per task: best / median / worst mean dev score and the seed noise (mean standard
+    deviation over seeds of one configuration)."""
+    by_task: dict[str, dict[tuple, list[float]]] = {}
+    for task, config, seed, score in runs:
+        by_task.setdefault(task, {}).setdefault(tuple(sorted(config.items())), []).append(score)
+    report = {}
+    for task, configs in by_task.items():
+        means = [statistics.mean(v) for v in configs.values()]
+        noise = statistics.mean(statistics.pstdev(v) for v in configs.values())
+        report[task] = {"best": max(means), "median": statistics.median(means), "worst": min(means),
+                        "seed_noise_std": noise, "spread_over_noise": (max(means) - statistics.median(means)) / max(noise, 1e-9),
+                        "configs": len(means)}
+    return report
+
+
+def export(fidelity: str, tasks: list[str], store: str, version: int) -> Path:
+    from legal_hpo_env.backends.recorded import write_table
+    from legal_hpo_env.store import TrialStore
+
+    spec = GRIDS[fidelity]
+    wanted = {(task, tuple(sorted(config.items())), seed) for task, config, seed in jobs(spec, tasks, None)}
+    picked, seen = [], set()
+    for r in TrialStore(store).results(backend=fidelity):
+        key = (r.task, tuple(sorted(r.config.items())), r.seed)
+        if key in wanted and key not in seen and r.fidelity == {"max_train": spec["max_train"], "max_length": spec["max_length"]}:
+            picked.append(r)
+            seen.add(key)
+    missing = len(wanted) - len(picked)
+    if missing:
+        raise SystemExit(f"{missing} of {len(wanted)} runs are not recorded yet: finish the recording first.")
+    metadata = {
+        "fidelity": fidelity,
+        "model": "sentence-transformers/all-MiniLM-L6-v2 (all-MiniLM-L6-v2: BERT, 6 layers, hidden 384)",
+        "grid": spec["grid"],
+        "fixed": spec["fixed"],
+        "seeds": spec["seeds"],
+        "max_train": spec["max_train"],
+        "max_length": spec["max_length"],
+        "frozen": spec["frozen"],
+        "epoch_fidelity": "shorter epochs are read from the recorded learning curve (runs used a linear schedule "
+                          f"over {spec['fixed']['epochs']} epochs)",
+        "data_hashes": {r.task: r.data_hash for r in picked},
+        "split_sizes": {r.task: r.sizes for r in picked},
+        "total_seconds": sum(r.seconds for r in picked),
+        "recorded_on": environment(),
+        "command": f"python -m benchmarks.record --fidelity {fidelity}",
+    }
+    path = write_table(picked, metadata, PACKAGE_TABLES / f"{fidelity}-v{version}.json.gz", version)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {len(picked)} runs)")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fidelity", choices=sorted(GRIDS), default="head")
+    parser.add_argument("--tasks", nargs="+")
+    parser.add_argument("--store", help="trial store (default benchmarks/results/record-<fidelity>.sqlite)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--check", action="store_true", help="record a sample of 8 configurations and report the spread")
+    parser.add_argument("--export", action="store_true", help="write the package table from the store")
+    parser.add_argument("--version", type=int, default=1)
+    args = parser.parse_args()
+    spec = GRIDS[args.fidelity]
+    tasks = args.tasks or spec["tasks"]
+    store = args.store or str(RESULTS / f"record-{args.fidelity}.sqlite")
+    if args.export:
+        export(args.fidelity, tasks, store, args.version)
+        return
+    runs = record(args.fidelity, tasks, store, args.workers, sample=8 if args.check else None)
+    report = check(runs)
+    from benchmarks.common import write_result
+
+    write_result(f"record-{args.fidelity}{'-check' if args.check else ''}", {
+        "command": "python -m benchmarks.record " + " ".join(sys.argv[1:]),
+        "landscape": report,
+        "runs": len(runs),
+    })
+    for task, row in report.items():
+        print(task, {k: round(v, 4) for k, v in row.items()})
+
+
+if __name__ == "__main__":
+    main()
