@@ -27,6 +27,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="recorded", choices=("recorded", "head", "finetune"),
+                   help="recorded: replay the packaged table (instant, offline; default); head/finetune: train live")
+    p.add_argument("--table", default="head", help="which recorded table (default: head)")
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the legal data (default: $LEGAL_HPO_DATA)")
     p.add_argument("--model", help="Hugging Face model id or local folder (default: packaged all-MiniLM-L6-v2)")
@@ -56,20 +62,21 @@ def _parser() -> argparse.ArgumentParser:
     tune = sub.add_parser("tune", help="tune a task with an agent or baseline and report the best configuration")
     tune.add_argument("--agent", choices=AGENTS, default="random")
     tune.add_argument("--policy", help="a policy saved by `legal-hpo train-agent` (reinforce/ppo)")
-    tune.add_argument("--task", required=True)
-    tune.add_argument("--backend", default="head", choices=("head", "finetune"))
+    tune.add_argument("--task", default="unfair_tos")
+    _add_backend_args(tune)
     tune.add_argument("--budget", type=int, default=20, help="trials (default 20)")
     tune.add_argument("--seed", type=int, default=0)
-    tune.add_argument("--train-steps", type=int, default=2000, help="env steps to train an RL agent without --policy")
+    tune.add_argument("--train-steps", type=int, default=10000,
+                      help="env steps to train an RL agent without --policy (each is a trial: lower it on live backends)")
     tune.add_argument("--report", help="JSON report file (default: legal-hpo-report-<task>-<agent>.json)")
     _add_data_args(tune)
 
     train = sub.add_parser("train-agent", help="train an RL policy on the env and save it for `tune --policy`")
     train.add_argument("--agent", choices=("reinforce", "ppo"), default="reinforce")
-    train.add_argument("--task", required=True, nargs="+", help="one or more tasks (sampled per episode)")
-    train.add_argument("--backend", default="head", choices=("head", "finetune"))
+    train.add_argument("--task", nargs="+", default=["unfair_tos"], help="one or more tasks (sampled per episode)")
+    _add_backend_args(train)
     train.add_argument("--budget", type=int, default=20)
-    train.add_argument("--steps", type=int, default=2000, help="env steps of training")
+    train.add_argument("--steps", type=int, default=10000, help="env steps of training (each is a trial)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output", required=True, help="where to save the policy")
     _add_data_args(train)
@@ -125,19 +132,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _env_kwargs(args: argparse.Namespace, task: Any, action_mode: str = "delta") -> dict[str, Any]:
-    return {
-        "task": task,
-        "backend": args.backend,
-        "budget": args.budget,
-        "action_mode": action_mode,
-        "model": args.model,
-        "data_dir": args.data_dir,
-        "max_train": args.max_train,
-        "max_length": args.max_length,
-        "store": args.store,
-        "device": args.device,
-    }
+def _env_kwargs(args: argparse.Namespace, task: Any) -> dict[str, Any]:
+    """Every agent plays ``direct`` actions: baselines choose whole configurations, and the
+    RL agents learn a search distribution over them (the setting they learn best in)."""
+    kwargs = {"task": task, "backend": args.backend, "budget": args.budget, "action_mode": "direct"}
+    if args.backend == "recorded":
+        return {**kwargs, "table": args.table}
+    return {**kwargs, "model": args.model, "data_dir": args.data_dir, "max_train": args.max_train,
+            "max_length": args.max_length, "store": args.store, "device": args.device}
+
+
+#: REINFORCE settings for tuning episodes: no discount (each trial's score is its own
+#: reward) and a batch of 4 episodes per update.
+REINFORCE_SETTINGS = {"gamma": 0.0, "learning_rate": 1e-2, "episodes_per_update": 4}
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
@@ -146,28 +153,29 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     import legal_hpo_env  # noqa: F401  (registers the env)
 
     start = time.perf_counter()
+    env = gym.make("LegalHPO-v0", **_env_kwargs(args, args.task))
     if args.agent in ("random", "tpe", "default"):
         from agents import make_searcher
 
-        env = gym.make("LegalHPO-v0", **_env_kwargs(args, args.task, "direct"))
         searcher = make_searcher(args.agent)
     else:
         from agents import PolicySearcher
 
-        env = gym.make("LegalHPO-v0", **_env_kwargs(args, args.task))
-        policy = _load_or_train(args, env)
-        searcher = PolicySearcher(policy, name=args.agent)
+        searcher = PolicySearcher(_load_or_train(args, env), name=args.agent, deterministic=False)
     from tqdm.auto import tqdm
 
     env = _ProgressWrapper(env, tqdm(total=args.budget, desc=f"tuning {args.task}", file=sys.stderr))
     run = searcher.run(env, seed=args.seed)
+    final = env.last_info
     report = {**run.to_dict(), "agent": args.agent, "backend": args.backend, "budget": args.budget,
+              "regret": final.get("regret"), "regret_to_median": final.get("regret_to_median"),
               "wall_seconds": time.perf_counter() - start}
     path = Path(args.report or f"legal-hpo-report-{args.task.replace('/', '_').replace(':', '_')}-{args.agent}.json")
     path.write_text(json.dumps(_jsonable(report), indent=2) + "\n", encoding="utf-8")
     print(f"best configuration ({args.agent}, {args.budget} trials on {args.task}):")
     print(json.dumps(run.best_config, indent=2))
-    print(f"dev {run.best_score:.4f}  test {run.best_test_score:.4f}  report: {path}")
+    regret = "" if final.get("regret") is None else f"  normalised regret {final['regret']:.4f}"
+    print(f"dev {run.best_score:.4f}  test {run.best_test_score:.4f}{regret}  report: {path}")
     return 0
 
 
@@ -177,15 +185,14 @@ def _load_or_train(args: argparse.Namespace, env: Any) -> Any:
 
         if args.policy:
             return REINFORCE.load(args.policy, env=env)
-        return REINFORCE(env, seed=args.seed).learn(args.train_steps)
-    from stable_baselines3 import PPO  # noqa: F401  (a clear ImportError if the extra is missing)
+        return REINFORCE(env, seed=args.seed, **REINFORCE_SETTINGS).learn(args.train_steps)
+    from agents.ppo import make_ppo  # a clear ImportError if the sb3 extra is missing
 
     if args.policy:
-        return PPO.load(args.policy)
-    from agents.ppo import make_ppo
+        from stable_baselines3 import PPO
 
-    model = make_ppo(_env_kwargs(args, args.task), n_envs=1, seed=args.seed)
-    return model.learn(args.train_steps)
+        return PPO.load(args.policy)
+    return make_ppo(_env_kwargs(args, args.task), n_envs=1, seed=args.seed).learn(args.train_steps)
 
 
 def _cmd_train_agent(args: argparse.Namespace) -> int:
@@ -197,7 +204,8 @@ def _cmd_train_agent(args: argparse.Namespace) -> int:
     if args.agent == "reinforce":
         from agents.reinforce import REINFORCE
 
-        agent = REINFORCE(gym.make("LegalHPO-v0", **_env_kwargs(args, task)), seed=args.seed).learn(args.steps)
+        env = gym.make("LegalHPO-v0", **_env_kwargs(args, task))
+        agent = REINFORCE(env, seed=args.seed, **REINFORCE_SETTINGS).learn(args.steps)
     else:
         from agents.ppo import make_ppo
 
@@ -208,13 +216,16 @@ def _cmd_train_agent(args: argparse.Namespace) -> int:
 
 
 class _ProgressWrapper:
-    """Advances a progress bar on every trial; everything else passes through."""
+    """Advances a progress bar on every trial and keeps the last info; everything else
+    passes through."""
 
     def __init__(self, env: Any, bar: Any) -> None:
         self._env, self._bar = env, bar
+        self.last_info: dict[str, Any] = {}
 
     def step(self, action: Any):
         out = self._env.step(action)
+        self.last_info = out[4]
         self._bar.update(1)
         if out[2] or out[3]:
             self._bar.close()

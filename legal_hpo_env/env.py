@@ -74,8 +74,11 @@ class LegalHPOEnv(gym.Env):
     ## Rewards
     ``reward="score"``: the dev score (headline metric) of the new configuration.
     ``reward="improvement"``: the gain of the best dev score so far (the return is then
-    the best score found). Either way a diverged trial gets ``-diverged_penalty`` instead,
-    and ``cost_penalty`` is subtracted per compute second of the trial.
+    the best score found). ``reward="regret"`` (recorded backend only): minus the
+    normalised regret (best - incumbent) / (best - worst) after the trial, so the return
+    is minus the area under the regret curve. A diverged trial gets ``-diverged_penalty``
+    instead of (for ``regret``: on top of) its reward, and ``cost_penalty`` is subtracted
+    per compute second of the trial (recorded seconds on the recorded backend).
 
     ## Starting State
     The default recipe (LexGLUE: lr 3e-5, batch 8), snapped to the grid, or a uniformly
@@ -88,12 +91,18 @@ class LegalHPOEnv(gym.Env):
 
     ## Arguments
     ``task`` (name or list of names, sampled per episode; ``reset(options={"task": ...})``
-    picks one), ``backend`` ("head", "finetune", or a :class:`Backend`), ``budget`` (20),
+    picks one), ``backend`` ("recorded": replay the packaged ``table``, instant and
+    offline; "head" and "finetune" train live; or a :class:`Backend`), ``table``
+    ("head": which recorded table), ``budget`` (20),
     ``action_mode`` ("delta"), ``reward`` ("score"), ``cost_penalty`` (0.0),
     ``diverged_penalty`` (0.5), ``model`` (None: packaged all-MiniLM-L6-v2), ``data_dir``
     (None: ``$LEGAL_HPO_DATA``), ``max_train`` and ``max_length`` (fidelity),
-    ``trial_seeds`` (1: how many training seeds the env's RNG draws a trial's seed
-    from), ``start`` ("default"), ``store`` (trial store file).
+    ``trial_seeds`` (how many training seeds the env's RNG draws a trial's seed from;
+    default: every recorded seed on the recorded backend, 1 on live backends), ``start``
+    ("default"), ``store`` (trial store file).
+
+    On the recorded backend ``info`` also holds ``regret`` and ``regret_to_median``: the
+    incumbent's normalised regret, scored on its mean over recorded seeds.
 
     ## Version History
     * v0: initial version.
@@ -109,7 +118,7 @@ class LegalHPOEnv(gym.Env):
     def __init__(
         self,
         task: str | Sequence[str] = "unfair_tos",
-        backend: str | Backend = "head",
+        backend: str | Backend = "recorded",
         budget: int = 20,
         action_mode: str = "delta",
         reward: str = "score",
@@ -119,10 +128,11 @@ class LegalHPOEnv(gym.Env):
         data_dir: str | None = None,
         max_train: int | None = None,
         max_length: int = 128,
-        trial_seeds: int = 1,
+        trial_seeds: int | None = None,
         start: str = "default",
         store: str | None = None,
         device: str | None = None,
+        table: str = "head",
         render_mode: str | None = None,
     ) -> None:
         if action_mode not in ACTION_MODES:
@@ -136,14 +146,18 @@ class LegalHPOEnv(gym.Env):
         for name, value in (("cost_penalty", cost_penalty), ("diverged_penalty", diverged_penalty)):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
-        if isinstance(trial_seeds, bool) or not isinstance(trial_seeds, int) or trial_seeds < 1:
-            raise ValueError(f"trial_seeds={trial_seeds!r} must be an integer >= 1.")
+        if trial_seeds is not None and (isinstance(trial_seeds, bool) or not isinstance(trial_seeds, int) or trial_seeds < 1):
+            raise ValueError(f"trial_seeds={trial_seeds!r} must be an integer >= 1 (or None for the default).")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not valid: choose None or 'ansi'.")
         self.tasks = [task] if isinstance(task, str) else list(task)
         if not self.tasks:
             raise ValueError("task=[] is empty: give a task name or a list of task names.")
         fidelity = Fidelity(max_train=max_train, max_length=max_length)
+        if backend == "recorded":  # one table shared by every task's objective
+            from legal_hpo_env.backends.recorded import RecordedBackend
+
+            backend = RecordedBackend(fidelity=table, model=model)
         # Objectives are created here (not lazily) so that a wrong task, backend, model or
         # data directory fails at construction with a clear error.
         self._objectives = {
@@ -151,12 +165,18 @@ class LegalHPOEnv(gym.Env):
             for name in dict.fromkeys(self.tasks)
         }
         self.hp_space = self._shared_space()
+        if reward == "regret" and not hasattr(next(iter(self._objectives.values())).backend, "landscape"):
+            raise ValueError("reward='regret' needs backend='recorded', whose optimum is known; "
+                             "with live backends use 'score' or 'improvement'.")
         self.budget = int(budget)
         self.action_mode = action_mode
         self.reward_kind = reward
         self.cost_penalty = float(cost_penalty)
         self.diverged_penalty = float(diverged_penalty)
-        self.trial_seeds = trial_seeds
+        first = next(iter(self._objectives.values())).backend
+        # Replaying: every recorded seed (training noise is part of the problem); live: one
+        # seed, so that a configuration asked twice is trained once.
+        self.trial_seeds = trial_seeds or (first.num_seeds() if first.replays else 1)
         self.start = start
         self.render_mode = render_mode
         k = len(self.hp_space)
@@ -217,6 +237,7 @@ class LegalHPOEnv(gym.Env):
         seed = int(self.np_random.integers(self.trial_seeds))
         result = self._objective(self._config, seed)
         best_before = self._best[0] if self._best is not None else 0.0
+        landscape = self._landscape()
         reward = shaped_reward(
             self.reward_kind,
             result.dev_score,
@@ -225,6 +246,7 @@ class LegalHPOEnv(gym.Env):
             seconds=0.0 if result.from_store else result.seconds,
             cost_penalty=self.cost_penalty,
             diverged_penalty=self.diverged_penalty,
+            landscape=landscape,
         )
         self._trials += 1
         self._last = result
@@ -232,6 +254,12 @@ class LegalHPOEnv(gym.Env):
             self._best = (result.dev_score, self._config, result)
         terminated = self._trials >= self.budget
         info = self._info(result, seed)
+        if landscape is not None and self._best is not None:
+            # Regret of the incumbent, scored on its mean over recorded seeds (not on the
+            # one noisy seed the agent saw), in both normalisations.
+            expected = self._objective.backend.mean_score(self._objective.task_name, self._best[1])
+            info["regret"] = (landscape["best"] - expected) / max(1e-12, landscape["best"] - landscape["worst"])
+            info["regret_to_median"] = (landscape["best"] - expected) / max(1e-12, landscape["best"] - landscape["median"])
         if terminated:
             info["best_test_score"] = self._best[2].test_score if self._best else 0.0
         return self._observation(), float(reward), terminated, False, info
@@ -261,6 +289,10 @@ class LegalHPOEnv(gym.Env):
         else:
             return list(self.hp_space.to_indices(self.hp_space.decode_unit(np.asarray(action).reshape(-1))))
         return [min(max(i, 0), len(d.grid) - 1) for i, d in zip(indices, self.hp_space.dimensions)]
+
+    def _landscape(self) -> dict[str, float] | None:
+        backend = self._objective.backend
+        return backend.landscape(self._objective.task_name) if hasattr(backend, "landscape") else None
 
     @staticmethod
     def _encode_task(meta: dict[str, float]) -> list[float]:

@@ -1,0 +1,68 @@
+"""Smoke and behaviour tests of every ``legal-hpo`` command, with tiny budgets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from legal_hpo_env.cli import main
+
+
+def test_tasks_lists_every_task_and_says_where_data_is_missing(tmp_path, capsys):
+    assert main(["tasks", "--data-dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    for name in ("unfair_tos", "overruling", "contract_nli", "scotus", "jec_qa", "cjrc"):
+        assert name in out
+    assert "missing" in out and "do not exist" in err
+
+
+def test_evaluate_prints_the_trial_as_json(tiny_task, tiny_model, tmp_path, capsys):
+    out_file = tmp_path / "result.json"
+    code = main(["evaluate", "--task", tiny_task, "--backend", "head", "--model", tiny_model, "--epochs", "2",
+                 "--learning-rate", "1e-3", "--class-weighting", "balanced", "--output", str(out_file)])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["learning_rate"] == 1e-3 and result["config"]["class_weighting"] == "balanced"
+    assert len(result["dev_curve"]) == 2 and 0.0 <= result["test_score"] <= 1.0
+    assert json.loads(out_file.read_text()) == result
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "--task", "nope"], "unknown task 'nope'"),
+        (["evaluate", "--task", "unfair_tos", "--learning-rate", "5"], "learning_rate=5.0 is out of range"),
+        (["evaluate", "--task", "unfair_tos", "--data-dir", "/no/such/folder"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_clear_error_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("agent", ["random", "tpe", "default", "reinforce"])
+def test_tune_reports_the_best_configuration(agent, tiny_task, tiny_model, tmp_path, capsys):
+    report = tmp_path / "report.json"
+    argv = ["tune", "--agent", agent, "--task", tiny_task, "--backend", "head", "--model", tiny_model,
+            "--budget", "3", "--max-length", "32", "--report", str(report), "--store", str(tmp_path / "s.sqlite")]
+    if agent == "reinforce":
+        argv += ["--train-steps", "6"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    data = json.loads(report.read_text())
+    assert data["agent"] == agent and len(data["dev_scores"]) == 3
+    assert data["best_score"] == max(data["dev_scores"])
+    assert "best configuration" in out and "dev " in out
+
+
+def test_train_agent_then_tune_with_the_saved_policy(tiny_task, tiny_model, tmp_path, capsys):
+    policy = tmp_path / "policy.pt"
+    common = ["--task", tiny_task, "--backend", "head", "--model", tiny_model, "--budget", "3", "--max-length", "32",
+              "--store", str(tmp_path / "s.sqlite")]
+    assert main(["train-agent", "--agent", "reinforce", "--steps", "6", "--output", str(policy), *common]) == 0
+    assert policy.is_file()
+    assert main(["tune", "--agent", "reinforce", "--policy", str(policy), "--report", str(tmp_path / "r.json"),
+                 *common]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["agent"] == "reinforce"
