@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import sys
@@ -11,6 +10,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from legal_hpo_env.jsonable import finite_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "legal"
@@ -48,20 +49,10 @@ def environment() -> dict[str, Any]:
     }
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write ``benchmarks/results/<name>.json`` with the environment attached."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(_clean({"benchmark": name, "environment": environment(), **payload}), indent=2) + "\n")
+    path.write_text(json.dumps(finite_json({"benchmark": name, "environment": environment(), **payload}), indent=2) + "\n")
     print(f"wrote {path}")
     return path

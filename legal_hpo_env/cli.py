@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from legal_hpo_env.jsonable import finite_json
 from legal_hpo_env.space import SPACE, HyperParams, HyperParamError
 
 __all__ = ["main"]
 
 AGENTS = ("reinforce", "ppo", "random", "tpe", "default")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -125,7 +115,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         progress=True,
     )
-    text = json.dumps(_jsonable({**result.to_dict(), "from_store": result.from_store}), indent=2)
+    text = json.dumps(finite_json({**result.to_dict(), "from_store": result.from_store}), indent=2)
     print(text)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
@@ -171,7 +161,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
               "regret": final.get("regret"), "regret_to_median": final.get("regret_to_median"),
               "wall_seconds": time.perf_counter() - start}
     path = Path(args.report or f"legal-hpo-report-{args.task.replace('/', '_').replace(':', '_')}-{args.agent}.json")
-    path.write_text(json.dumps(_jsonable(report), indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(finite_json(report), indent=2) + "\n", encoding="utf-8")
     print(f"best configuration ({args.agent}, {args.budget} trials on {args.task}):")
     print(json.dumps(run.best_config, indent=2))
     regret = "" if final.get("regret") is None else f"  normalised regret {final['regret']:.4f}"

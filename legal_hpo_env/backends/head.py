@@ -19,7 +19,6 @@ from legal_hpo_env.backends.base import Backend, Fidelity, TrialResult, build_re
 from legal_hpo_env.backends.finetune import collate
 from legal_hpo_env.backends.metrics import scores
 from legal_hpo_env.backends.models import (
-    DEFAULT_MODEL,
     ModelLoadError,
     encode_task,
     load_tokenizer,
@@ -147,25 +146,15 @@ class HeadBackend(Backend):
             return dev_history[-1][task.spec.metric]
 
         report = train_epochs(head, config, batches, step_loss, dev_score, steps_per_epoch=steps_per_epoch)
-        dev = test = None
-        if report.dev_curve:
-            dev, test = dev_history[report.selected_epoch], test_history[report.selected_epoch]
         return build_result(
             self,
             task,
             config,
             fidelity,
             seed,
-            model=self.model_name or DEFAULT_MODEL,
-            dev_curve=report.dev_curve,
-            train_loss=report.train_loss,
-            selected_epoch=report.selected_epoch,
-            diverged=report.diverged,
-            dev=dev,
-            test=test,
+            report=report,
+            dev_history=dev_history,
+            test_history=test_history,
             seconds=time.perf_counter() - start,
             n_train=n,
-            device=str(self.device),
-            train_seconds=report.train_seconds,
-            histories=(dev_history, test_history),
         )

