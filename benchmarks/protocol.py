@@ -61,18 +61,19 @@ class Oracle:
         return play_episode(env, choose, seed, method=self.name)
 
 
-def regret_curve(run, backend, task: str, land: dict[str, float]) -> tuple[list[float], list[float]]:
-    """Per trial: the incumbent's regret in both normalisations."""
+def regret_curve(run, backend, task: str, land: dict[str, float]) -> tuple[list[float], list[float], list[float]]:
+    """Per trial: the incumbent's regret in both normalisations, and its mean dev score."""
     from legal_hpo_env.space import HyperParams
 
-    yahpo, median, best_seen, incumbent = [], [], -math.inf, None
+    yahpo, median, scores, best_seen, incumbent = [], [], [], -math.inf, None
     for config, score in zip(run.configs, run.dev_scores):
         if score > best_seen:
             best_seen, incumbent = score, HyperParams.from_dict(config)
         found = land["worst"] if incumbent is None else backend.mean_score(task, incumbent)
         yahpo.append((land["best"] - found) / max(1e-12, land["best"] - land["worst"]))
         median.append((land["best"] - found) / max(1e-12, land["best"] - land["median"]))
-    return yahpo, median
+        scores.append(found)
+    return yahpo, median, scores
 
 
 def train_reinforce(table: str, tasks: list[str], budget: int, steps: int, seed: int):
@@ -150,18 +151,20 @@ def main() -> None:
         env = make_env(args.table, task, args.budget)
         results[task] = {"landscape": land, "methods": {}}
         for name, factory in methods.items():
-            yahpo, to_median, test_scores = [], [], []
+            yahpo, to_median, found, test_scores = [], [], [], []
             searcher = factory(task)
             for seed in range(args.seeds):
                 run = searcher.run(env, seed=1000 + seed)
-                y, m = regret_curve(run, backend, task, land)
+                y, m, f = regret_curve(run, backend, task, land)
                 yahpo.append(y)
                 to_median.append(m)
+                found.append(f)
                 test_scores.append(run.best_test_score)
                 finals.setdefault((task, seed), {})[name] = y[-1]
             results[task]["methods"][name] = {
                 "regret": summarise(yahpo),
                 "regret_to_median": summarise(to_median),
+                "best_dev_score": summarise(found),
                 "best_test_score_mean": statistics.mean(test_scores),
             }
             print(f"{task:14s} {name:24s} regret@{args.budget} {results[task]['methods'][name]['regret']['mean'][-1]:.3f}",
@@ -196,20 +199,24 @@ def plot(results: dict[str, Any], args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     tasks = list(results)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), sharey=True)
-    for ax, task in zip(np.atleast_1d(axes), tasks):
-        for name, row in results[task]["methods"].items():
-            mean, half = np.asarray(row["regret"]["mean"]), np.asarray(row["regret"]["ci95"])
-            x = np.arange(1, len(mean) + 1)
-            ax.plot(x, mean, label=name)
-            ax.fill_between(x, mean - half, mean + half, alpha=0.15)
-        ax.set_title(task)
-        ax.set_xlabel("trials")
-        ax.set_yscale("symlog", linthresh=0.01)
-    np.atleast_1d(axes)[0].set_ylabel("normalised regret (best-found)/(best-worst)")
-    np.atleast_1d(axes)[-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(RESULTS / f"protocol-{args.table}-regret.png", dpi=110)
+    for key, label, name in (("regret", "normalised regret (best-found)/(best-worst)", "regret"),
+                             ("best_dev_score", "dev score of the incumbent (mean over seeds)", "best-score")):
+        fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), sharey=key == "regret")
+        for ax, task in zip(np.atleast_1d(axes), tasks):
+            for method, row in results[task]["methods"].items():
+                mean, half = np.asarray(row[key]["mean"]), np.asarray(row[key]["ci95"])
+                x = np.arange(1, len(mean) + 1)
+                ax.plot(x, mean, label=method)
+                ax.fill_between(x, mean - half, mean + half, alpha=0.15)
+            ax.set_title(task)
+            ax.set_xlabel("trials")
+            if key == "regret":
+                ax.set_yscale("symlog", linthresh=0.01)
+        np.atleast_1d(axes)[0].set_ylabel(label)
+        np.atleast_1d(axes)[-1].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(RESULTS / f"protocol-{args.table}-{name}.png", dpi=110)
+        plt.close(fig)
     landscape_plot(args.table)
 
 

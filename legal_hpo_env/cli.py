@@ -32,6 +32,15 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
 
 
+def _add_ray_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run each live trial as a Ray task: on the cluster at ADDRESS (host:port), else at "
+                        "$RAY_ADDRESS, else on a local Ray instance (needs pip install 'legal-hpo-env[ray]')")
+    p.add_argument("--trial-cpus", type=float, default=1.0, help="CPUs reserved per remote trial (default 1)")
+    p.add_argument("--trial-gpus", type=float, default=0.0,
+                   help="GPUs reserved per remote trial (default 0; a fraction such as 0.25 shares a GPU)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="legal-hpo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--backend", default="head", choices=("head", "finetune"))
     ev.add_argument("--seed", type=int, default=0)
     _add_data_args(ev)
+    _add_ray_args(ev)
     for dim in SPACE.dimensions:
         kind = str if dim.categorical else (int if dim.name in ("batch_size", "epochs") else float)
         ev.add_argument(f"--{dim.name.replace('_', '-')}", type=kind, help=f"{dim.help} (grid {list(dim.grid)})")
@@ -60,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="env steps to train an RL agent without --policy (each is a trial: lower it on live backends)")
     tune.add_argument("--report", help="JSON report file (default: legal-hpo-report-<task>-<agent>.json)")
     _add_data_args(tune)
+    _add_ray_args(tune)
 
     train = sub.add_parser("train-agent", help="train an RL policy on the env and save it for `tune --policy`")
     train.add_argument("--agent", choices=("reinforce", "ppo"), default="reinforce")
@@ -70,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output", required=True, help="where to save the policy")
     _add_data_args(train)
+    _add_ray_args(train)
     return parser
 
 
@@ -102,34 +114,63 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     overrides = {d.name: getattr(args, d.name) for d in SPACE.dimensions if getattr(args, d.name) is not None}
     config = HyperParams.from_dict(overrides)
-    result = evaluate(
-        args.task,
-        config,
-        backend=args.backend,
-        seed=args.seed,
-        max_train=args.max_train,
-        max_length=args.max_length,
-        model=args.model,
-        data_dir=args.data_dir,
-        store=args.store,
-        device=args.device,
-        progress=True,
-    )
+    remote = _ray_kwargs(args)
+    if remote:
+        from legal_hpo_env.backends import Fidelity
+        from legal_hpo_env.distributed import RemoteObjective
+
+        objective = RemoteObjective(
+            args.task, args.backend, model=args.model, data_dir=args.data_dir, store=args.store, device=args.device,
+            fidelity=Fidelity(max_train=args.max_train, max_length=args.max_length), address=remote["ray_address"],
+            trial_cpus=remote["trial_cpus"], trial_gpus=remote["trial_gpus"],
+        )
+        result = objective(config, args.seed)
+    else:
+        result = evaluate(
+            args.task,
+            config,
+            backend=args.backend,
+            seed=args.seed,
+            max_train=args.max_train,
+            max_length=args.max_length,
+            model=args.model,
+            data_dir=args.data_dir,
+            store=args.store,
+            device=args.device,
+            progress=True,
+        )
     text = json.dumps(finite_json({**result.to_dict(), "from_store": result.from_store}), indent=2)
     print(text)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
+    if "failed" in result.extra:  # a remote trial whose worker died
+        print(f"legal-hpo evaluate: the trial failed: {result.extra['failed']}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _ray_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The env's remote-trial arguments from ``--ray``/``--trial-cpus``/``--trial-gpus`` ({} without ``--ray``)."""
+    if args.ray is None:
+        if (args.trial_cpus, args.trial_gpus) != (1.0, 0.0):
+            raise ValueError("--trial-cpus and --trial-gpus reserve resources of remote trials: add --ray [ADDRESS].")
+        return {}
+    if getattr(args, "backend", None) == "recorded":
+        raise ValueError("--ray runs live trials on Ray workers: use --backend head or finetune "
+                         "(a recorded table replays in microseconds).")
+    return {"remote": True, "ray_address": args.ray or None, "trial_cpus": args.trial_cpus,
+            "trial_gpus": args.trial_gpus}
 
 
 def _env_kwargs(args: argparse.Namespace, task: Any) -> dict[str, Any]:
     """Every agent plays ``direct`` actions: baselines choose whole configurations, and the
     RL agents learn a search distribution over them (the setting they learn best in)."""
     kwargs = {"task": task, "backend": args.backend, "budget": args.budget, "action_mode": "direct"}
+    remote = _ray_kwargs(args)
     if args.backend == "recorded":
         return {**kwargs, "table": args.table}
     return {**kwargs, "model": args.model, "data_dir": args.data_dir, "max_train": args.max_train,
-            "max_length": args.max_length, "store": args.store, "device": args.device}
+            "max_length": args.max_length, "store": args.store, "device": args.device, **remote}
 
 
 #: REINFORCE settings for tuning episodes: no discount (each trial's score is its own
@@ -235,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"tasks": _cmd_tasks, "evaluate": _cmd_evaluate, "tune": _cmd_tune, "train-agent": _cmd_train_agent}
     try:
         return handlers[args.command](args)
-    except (DataError, UnknownTaskError, HyperParamError, ModelLoadError, StoreError, UnknownBackendError, ValueError) as e:
+    except (DataError, UnknownTaskError, HyperParamError, ModelLoadError, StoreError, UnknownBackendError, ValueError,
+            ConnectionError) as e:
         print(f"legal-hpo {args.command}: error: {e}", file=sys.stderr)
         return 2
     except ImportError as e:

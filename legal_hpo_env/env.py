@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -18,6 +19,9 @@ from legal_hpo_env.tasks import FAMILIES
 __all__ = ["LegalHPOEnv", "ACTION_MODES", "observation_layout"]
 
 ACTION_MODES = ("delta", "single", "direct")
+#: Largest ``cost_penalty``/``diverged_penalty``: far beyond any useful value, small enough
+#: that a penalty times a trial's seconds cannot overflow to an infinite reward.
+MAX_PENALTY = 1e9
 
 
 def observation_layout(space: SearchSpace = SPACE) -> list[str]:
@@ -101,6 +105,12 @@ class LegalHPOEnv(gym.Env):
     default: every recorded seed on the recorded backend, 1 on live backends), ``start``
     ("default"), ``store`` (trial store file).
 
+    Live trials can run on a Ray cluster (``pip install 'legal-hpo-env[ray]'``): ``remote``
+    (False) sends each trial to a Ray worker, ``ray_address`` (None: ``$RAY_ADDRESS``, else
+    a local Ray instance; giving one implies ``remote``), ``trial_cpus`` (1) and
+    ``trial_gpus`` (0) reserve resources per trial (see :mod:`legal_hpo_env.distributed`).
+    A trial whose worker dies counts as diverged and ``info["failed"]`` says why.
+
     On the recorded backend ``info`` also holds ``regret`` and ``regret_to_median``: the
     incumbent's normalised regret, scored on its mean over recorded seeds.
 
@@ -134,6 +144,10 @@ class LegalHPOEnv(gym.Env):
         device: str | None = None,
         table: str = "head",
         render_mode: str | None = None,
+        remote: bool = False,
+        ray_address: str | None = None,
+        trial_cpus: float = 1.0,
+        trial_gpus: float = 0.0,
     ) -> None:
         if action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode={action_mode!r} is not valid: choose one of {list(ACTION_MODES)}.")
@@ -144,13 +158,18 @@ class LegalHPOEnv(gym.Env):
         if start not in ("default", "random"):
             raise ValueError(f"start={start!r} is not valid: choose 'default' or 'random'.")
         for name, value in (("cost_penalty", cost_penalty), ("diverged_penalty", diverged_penalty)):
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
-        if trial_seeds is not None and (isinstance(trial_seeds, bool) or not isinstance(trial_seeds, int) or trial_seeds < 1):
-            raise ValueError(f"trial_seeds={trial_seeds!r} must be an integer >= 1 (or None for the default).")
+            # bounded, so that penalty x seconds stays a finite reward
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_PENALTY:
+                raise ValueError(f"{name}={value!r} must be a finite number >= 0 (at most {MAX_PENALTY:g}).")
+        if trial_seeds is not None and (
+            isinstance(trial_seeds, bool) or not isinstance(trial_seeds, int) or not 1 <= trial_seeds <= 2**32
+        ):
+            raise ValueError(f"trial_seeds={trial_seeds!r} must be an integer in [1, 2**32] (or None for the default).")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not valid: choose None or 'ansi'.")
-        self.tasks = [task] if isinstance(task, str) else list(task)
+        self.tasks = [task] if isinstance(task, str) else list(task) if isinstance(task, (list, tuple)) else None
+        if self.tasks is None or not all(isinstance(t, str) for t in self.tasks):
+            raise TypeError(f"task={task!r} must be a task name (str) or a list of task names.")
         if not self.tasks:
             raise ValueError("task=[] is empty: give a task name or a list of task names.")
         fidelity = Fidelity(max_train=max_train, max_length=max_length)
@@ -160,8 +179,18 @@ class LegalHPOEnv(gym.Env):
             backend = RecordedBackend(fidelity=table, model=model)
         # Objectives are created here (not lazily) so that a wrong task, backend, model or
         # data directory fails at construction with a clear error.
+        make_objective: Any = Objective
+        if remote or ray_address is not None:
+            from legal_hpo_env.distributed import RemoteObjective  # imports ray only when used
+
+            make_objective = functools.partial(
+                RemoteObjective, address=ray_address, trial_cpus=trial_cpus, trial_gpus=trial_gpus
+            )
+        elif (trial_cpus, trial_gpus) != (1.0, 0.0):
+            raise ValueError("trial_cpus and trial_gpus reserve resources of remote trials: also pass remote=True.")
         self._objectives = {
-            name: Objective(name, backend, model=model, data_dir=data_dir, fidelity=fidelity, store=store, device=device)
+            name: make_objective(name, backend, model=model, data_dir=data_dir, fidelity=fidelity, store=store,
+                                 device=device)
             for name in dict.fromkeys(self.tasks)
         }
         self.hp_space = self._shared_space()
@@ -274,20 +303,21 @@ class LegalHPOEnv(gym.Env):
     # -- internals -----------------------------------------------------------------
 
     def _apply(self, action) -> list[int]:
-        if not self.action_space.contains(_as_action(action, self.action_space)):
+        arr = _checked_action(action, self.action_space)
+        if arr is None:
             raise ValueError(
                 f"action {action!r} is outside the action space {self.action_space} (action_mode={self.action_mode!r})."
             )
         indices = list(self._indices)
         if self.action_mode == "delta":
-            indices = [i + int(a) - 1 for i, a in zip(indices, np.asarray(action).reshape(-1))]
+            indices = [i + a - 1 for i, a in zip(indices, arr.tolist())]
         elif self.action_mode == "single":
-            a = int(np.asarray(action).reshape(()))
+            a = int(arr)
             if a > 0:
                 dim = (a - 1) // 2
                 indices[dim] += 1 if a % 2 == 0 else -1
         else:
-            return list(self.hp_space.to_indices(self.hp_space.decode_unit(np.asarray(action).reshape(-1))))
+            return list(self.hp_space.to_indices(self.hp_space.decode_unit(arr.tolist())))
         return [min(max(i, 0), len(d.grid) - 1) for i, d in zip(indices, self.hp_space.dimensions)]
 
     def _landscape(self) -> dict[str, float] | None:
@@ -335,6 +365,7 @@ class LegalHPOEnv(gym.Env):
             "train_loss": result.final_train_loss,
             "diverged": result.diverged,
             "from_store": result.from_store,
+            **({"failed": result.extra["failed"]} if "failed" in result.extra else {}),
             "seconds": result.seconds,
             "best_config": None if self._best is None else self._best[1].to_dict(),
             "best_score": None if self._best is None else self._best[0],
@@ -342,12 +373,26 @@ class LegalHPOEnv(gym.Env):
         }
 
 
-def _as_action(action, space: spaces.Space):
-    """Coerce Python lists and scalars to the dtype the space checks against."""
-    if isinstance(space, spaces.Box):
-        return np.asarray(action, dtype=np.float32)
-    if isinstance(space, spaces.MultiDiscrete):
+def _checked_action(action: Any, space: spaces.Space) -> np.ndarray | None:
+    """The action as an array if the space contains it, else ``None``: what cannot be an
+    action at all (strings, ragged lists, objects, booleans, complex numbers) included.
+
+    The same test as ``space.contains``, written out because it sits on the step path.
+    """
+    try:
         arr = np.asarray(action)
-        return arr.astype(np.int64) if arr.dtype.kind in "iu" else arr
-    arr = np.asarray(action)
-    return np.int64(arr) if arr.dtype.kind in "iu" and arr.ndim == 0 else action
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if isinstance(space, spaces.Box):
+        # float32() of a string parses it, and of a huge int overflows: numbers only
+        if arr.dtype.kind not in "iuf" or arr.shape != space.shape:
+            return None
+        arr = arr.astype(np.float32)
+        return arr if bool(np.all(arr >= space.low)) and bool(np.all(arr <= space.high)) else None
+    if arr.dtype.kind not in "iu":
+        return None
+    if isinstance(space, spaces.MultiDiscrete):
+        ok = arr.shape == space.shape and bool(np.all(arr >= 0)) and bool(np.all(arr < space.nvec))
+    else:  # Discrete: a scalar, as gymnasium's Discrete.contains wants it
+        ok = arr.shape == () and 0 <= int(arr) < int(space.n)
+    return arr.astype(np.int64) if ok else None

@@ -31,6 +31,15 @@ def as_config(config: HyperParams | Mapping[str, Any] | None) -> HyperParams:
     raise TypeError(f"config must be a HyperParams or a mapping of hyperparameters, got {type(config).__name__}")
 
 
+#: Seeds are stored as SQLite integers (signed 64-bit) and seed torch: larger ones cannot be.
+MAX_SEED = 2**63 - 1
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63 - 1].")
+
+
 class Objective:
     """One task, one backend, one fidelity: ``objective(config, seed) -> TrialResult``.
 
@@ -60,6 +69,11 @@ class Objective:
     ) -> None:
         if isinstance(backend, str):
             backend = make_backend(backend, model=model, device=device)
+        elif not isinstance(backend, Backend):
+            raise TypeError(
+                f"backend must be a backend name (str) or a Backend, got {type(backend).__name__}: "
+                "use 'recorded', 'head' or 'finetune'."
+            )
         self.backend = backend
         if backend.replays:  # a replaying backend needs the task's name, not its data
             self.task: TaskData | str = task if isinstance(task, str) else task.name
@@ -96,12 +110,11 @@ class Objective:
 
     def __call__(self, config: HyperParams | Mapping[str, Any] | None = None, seed: int = 0, *, progress: bool = False) -> TrialResult:
         config = as_config(config)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed={seed!r} must be a non-negative integer.")
+        _check_seed(seed)
         seed = int(seed)  # a native int, as HyperParams makes its values: numpy ints do not serialise
-        key = self.key(config, seed)
-        if self.backend.replays:
+        if self.backend.replays:  # a table lookup: no key, no store
             return self.backend.evaluate(self.task, config, self.fidelity, seed)
+        key = self.key(config, seed)
         if key in self._memory:
             return self._memory[key]
         if self.store is not None:
@@ -146,8 +159,7 @@ def evaluate(
         progress: show a progress bar on stderr while training.
     """
     config = as_config(config)  # validate before any loading
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer.")
+    _check_seed(seed)
     fidelity = Fidelity(max_train=max_train, max_length=max_length)
     objective = Objective(task, backend, model=model, data_dir=data_dir, fidelity=fidelity, store=store, device=device)
     return objective(config, seed, progress=progress)

@@ -9,10 +9,11 @@ centred on LexGLUE's fine-tuning recipe (learning rate 3e-5, batch size 8).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
 __all__ = ["HyperParams", "Dimension", "SearchSpace", "SPACE", "DEFAULT_RECIPE", "HyperParamError"]
@@ -125,13 +126,20 @@ class HyperParams:
             raise HyperParamError(f"unknown hyperparameter(s) {unknown}: valid names are {sorted(known)}.")
         return cls(**values)
 
+    @functools.cached_property
+    def values(self) -> tuple[Any, ...]:
+        """The values in field order: a cheap, hashable key (computed once per instance)."""
+        return tuple(getattr(self, name) for name in _FIELD_NAMES)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # not dataclasses.asdict: its deep copy costs more than an env step (values are scalars)
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
 
     def replace(self, **changes: Any) -> HyperParams:
         return HyperParams.from_dict({**self.to_dict(), **changes})
 
 
+_FIELD_NAMES = tuple(f.name for f in fields(HyperParams))
 _INT_FIELDS = ("batch_size", "epochs")
 _FLOAT_FIELDS = ("learning_rate", "weight_decay", "warmup_ratio", "dropout")
 
@@ -167,6 +175,9 @@ class SearchSpace:
     def __init__(self, dimensions: Sequence[Dimension]) -> None:
         self.dimensions = tuple(dimensions)
         self.names = tuple(d.name for d in self.dimensions)
+        # Grid points are validated once, then reused: the env's step path builds one per step.
+        self._points: dict[tuple[int, ...], HyperParams] = {}
+        self._normalised: dict[tuple[Any, ...], list[float]] = {}
 
     def __len__(self) -> int:
         return len(self.dimensions)
@@ -183,14 +194,20 @@ class SearchSpace:
 
     def from_indices(self, indices: Sequence[int]) -> HyperParams:
         """The configuration at grid indices; indices past an end are clipped to it."""
-        values = {}
-        for d, i in zip(self.dimensions, indices, strict=True):
-            values[d.name] = d.grid[min(max(int(i), 0), len(d.grid) - 1)]
-        return HyperParams(**values)
+        if len(indices) != len(self.dimensions):
+            raise ValueError(f"{len(indices)} indices for {len(self.dimensions)} hyperparameters {list(self.names)}.")
+        key = tuple(min(max(int(i), 0), len(d.grid) - 1) for d, i in zip(self.dimensions, indices))
+        point = self._points.get(key)
+        if point is None:
+            point = self._points[key] = HyperParams(**{d.name: d.grid[i] for d, i in zip(self.dimensions, key)})
+        return point
 
     def normalise(self, config: HyperParams) -> list[float]:
         """Each hyperparameter mapped to [0, 1], in dimension order."""
-        return [d.normalise(getattr(config, d.name)) for d in self.dimensions]
+        cached = self._normalised.get(config.values)
+        if cached is None:
+            cached = self._normalised[config.values] = [d.normalise(getattr(config, d.name)) for d in self.dimensions]
+        return list(cached)
 
     def decode_unit(self, unit: Sequence[float]) -> HyperParams:
         """Decode a point of [-1, 1]^k onto the grid (the ``direct`` action mode)."""

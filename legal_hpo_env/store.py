@@ -52,6 +52,30 @@ def trial_key(
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _damage(path: Path) -> str | None:
+    """Why a file cannot be a whole SQLite database, judged from its size and header, or
+    ``None`` (a whole-looking database, an empty or missing file)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        return None
+    if size == 0:
+        return None  # a new store
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        # SQLite itself takes a file of a few bytes for an empty database, and overwrites it
+        return f"not an SQLite database: {size} bytes without the SQLite header"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count is valid only when "version valid for" matches the change counter
+    # (SQLite versions before 3.7.0 left it stale).
+    if header[24:28] == header[92:96] and size < page_size * pages:
+        return f"truncated: {size} bytes where its header says {page_size * pages}"
+    return None
+
+
 class TrialStore:
     """A SQLite file of trial results, safe to share between processes.
 
@@ -81,7 +105,7 @@ class TrialStore:
                 conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.DatabaseError as e:
                 conn.close()
-                raise self._corrupt(e) from e
+                raise self._error(e) from e
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
@@ -91,16 +115,41 @@ class TrialStore:
             "move it aside to start a new store, or point the store to another file."
         )
 
+    def _error(self, error: sqlite3.Error) -> StoreError:
+        """The user-facing error of an SQLite failure: what happened to which file, and what to do."""
+        text = str(error)
+        if "full" in text:  # SQLITE_FULL: the disk (or a quota) is full
+            return StoreError(
+                f"trial store {self.path}: the disk is full ({text}); this trial was not stored, the trials "
+                "stored before it are intact. Free some space (or point the store to another disk) and rerun: "
+                "stored trials are not trained again."
+            )
+        if "locked" in text or "busy" in text:
+            return StoreError(
+                f"trial store {self.path} stayed locked by another process for over a minute ({text}): retry, and "
+                "check that no stuck process holds it open."
+            )
+        if "unable to open" in text or "readonly" in text or "read-only" in text:
+            return StoreError(
+                f"trial store {self.path} cannot be opened for writing ({text}): check that the path is a file "
+                "in a writable folder, or point the store to another file."
+            )
+        return self._corrupt(error)
+
     def _check_schema(self) -> None:
         # Read the schema on a plain connection before switching the file to WAL mode, so
         # that a file this code must refuse (newer schema, another program's database) is
         # really left untouched: enabling WAL rewrites the header and adds -wal/-shm files.
-        probe = sqlite3.connect(self.path, timeout=60.0)
+        self._check_intact()
+        try:
+            probe = sqlite3.connect(self.path, timeout=60.0)
+        except sqlite3.Error as e:
+            raise self._error(e) from e
         try:
             version = probe.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
-            raise self._corrupt(e) from e
+            raise self._error(e) from e
         finally:
             probe.close()
         if version > SCHEMA_VERSION:
@@ -109,26 +158,66 @@ class TrialStore:
                 f"{SCHEMA_VERSION}): upgrade the package, or use another store file. Nothing was changed."
             )
         if tables and "trials" not in tables:
-            raise StoreError(f"trial store {self.path} is an SQLite file of something else (tables {sorted(tables)}).")
+            raise StoreError(
+                f"trial store {self.path} is an SQLite file of something else (tables {sorted(tables)}). It was "
+                "left untouched: point the store to another file."
+            )
         conn = self._connection()
         if not tables:
             self._retry(lambda: conn.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};"))
 
-    @staticmethod
-    def _retry(operation, attempts: int = 20):
+    def _check_intact(self) -> None:
+        """Refuse a file cut short (a copy or a write interrupted, a full disk).
+
+        SQLite reads a file shorter than its header says without complaint until a query
+        reaches a missing page, and takes a file of a few bytes for an empty database,
+        which it then overwrites; the header's page size and page count tell at once.
+
+        Only a file without a write-ahead log is checked: while a WAL is live, another
+        process's checkpoint can update the header an instant before it extends the file.
+        """
+        if Path(f"{self.path}-wal").exists():
+            return
+        try:
+            damage = _damage(self.path)
+            if damage:  # confirm: real damage does not go away
+                time.sleep(0.1)
+                damage = None if Path(f"{self.path}-wal").exists() else _damage(self.path)
+        except IsADirectoryError as e:
+            raise self._error(sqlite3.OperationalError(f"unable to open database file: {e.strerror}")) from e
+        except OSError as e:
+            raise StoreError(f"trial store {self.path} cannot be read ({e.strerror}): check the path.") from e
+        if damage:
+            raise self._corrupt(sqlite3.DatabaseError(damage))
+
+    def _retry(self, operation, attempts: int = 20):
         # The busy timeout covers most contention; WAL checkpoints can still report
-        # "locked" briefly, which must never reach the user.
+        # "locked" briefly, which must never reach the user. Any other SQLite failure
+        # becomes a StoreError that names the file and says what to do.
         for attempt in range(attempts):
             try:
                 return operation()
             except sqlite3.OperationalError as e:
-                if "locked" not in str(e) and "busy" not in str(e) or attempt == attempts - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+                if ("locked" in str(e) or "busy" in str(e)) and attempt < attempts - 1:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise self._error(e) from e
+            except sqlite3.DatabaseError as e:
+                raise self._error(e) from e
+
+    def _decode(self, key: str | None, data: str) -> TrialResult:
+        try:
+            return TrialResult.from_dict(json.loads(data), from_store=True)
+        except (ValueError, TypeError, AttributeError) as e:
+            where = "a record" if key is None else f"the record of trial {key}"
+            raise StoreError(
+                f"trial store {self.path}: {where} is damaged ({e}). The file was left untouched: move it aside "
+                "to start a new store (its other trials can still be read with the sqlite3 tool)."
+            ) from e
 
     def get(self, key: str) -> TrialResult | None:
         row = self._retry(lambda: self._connection().execute("SELECT result FROM trials WHERE key=?", (key,)).fetchone())
-        return None if row is None else TrialResult.from_dict(json.loads(row[0]), from_store=True)
+        return None if row is None else self._decode(key, row[0])
 
     def put(self, key: str, result: TrialResult) -> None:
         """Insert a finished trial; a trial already stored under ``key`` is kept as it is."""
@@ -151,7 +240,7 @@ class TrialStore:
 
     def results(self, task: str | None = None, backend: str | None = None) -> Iterator[TrialResult]:
         """Every stored result, optionally of one task and backend, oldest first."""
-        query, args = "SELECT result FROM trials", []
+        query, args = "SELECT key, result FROM trials", []
         clauses = []
         if task is not None:
             clauses.append("task=?")
@@ -162,8 +251,8 @@ class TrialStore:
         if clauses:
             query += " WHERE " + " AND ".join(clauses)
         rows = self._retry(lambda: self._connection().execute(query + " ORDER BY created", args).fetchall())
-        for (data,) in rows:
-            yield TrialResult.from_dict(json.loads(data), from_store=True)
+        for (key, data) in rows:
+            yield self._decode(key, data)
 
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():

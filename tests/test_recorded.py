@@ -142,6 +142,43 @@ def test_default_env_is_the_packaged_table_offline_and_torch_free():
 
 
 @packaged
+@pytest.mark.parametrize("reward", ["score", "improvement", "regret"])
+@pytest.mark.parametrize("action_mode", ["delta", "single", "direct"])
+def test_every_registered_configuration_passes_both_env_checkers(action_mode, reward):
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make("LegalHPO-v0", action_mode=action_mode, reward=reward, task=["unfair_tos", "scotus"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym_check_env(env.unwrapped)
+        sb3_check_env(env)
+    assert [str(w.message) for w in caught] == []
+
+
+@packaged
+def test_recorded_trajectories_are_deterministic_and_vectorise():
+    def trajectory(seed):
+        env = gym.make("LegalHPO-v0", task=["unfair_tos", "contract_nli"], action_mode="single")
+        env.action_space.seed(seed)
+        obs, _ = env.reset(seed=seed)
+        out = [obs.tolist()]
+        for _ in range(20):
+            obs, reward, *_ = env.step(env.action_space.sample())
+            out.append((obs.tolist(), reward))
+        return out
+
+    assert trajectory(3) == trajectory(3)
+    assert trajectory(3) != trajectory(4)
+    vec = gym.make_vec("LegalHPO-v0", num_envs=3, vectorization_mode="sync")
+    obs, _ = vec.reset(seed=0)
+    obs, rewards, *_ = vec.step(vec.action_space.sample())
+    assert obs.shape == (3, len(legal_hpo_env.observation_layout())) and rewards.shape == (3,)
+
+
+@packaged
 def test_packaged_table_meets_the_recording_minimum():
     backend = RecordedBackend("head")
     assert {"unfair_tos", "contract_nli", "scotus"} <= set(backend.tasks)

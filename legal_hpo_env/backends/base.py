@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,6 +23,13 @@ __all__ = ["Fidelity", "TrialResult", "Backend", "DIVERGED_SCORE", "build_result
 DIVERGED_SCORE = 0.0
 
 
+def _whole(value: Any) -> bool:
+    """An integer (Python or numpy, not bool), or a float holding a whole finite number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return isinstance(value, numbers.Integral) or (math.isfinite(value) and float(value).is_integer())
+
+
 @dataclass(frozen=True)
 class Fidelity:
     """How much compute one trial gets, beyond the configuration's own ``epochs``.
@@ -36,9 +44,11 @@ class Fidelity:
     max_length: int = 128
 
     def __post_init__(self) -> None:
-        if self.max_train is not None and (isinstance(self.max_train, bool) or int(self.max_train) < 1):
+        # Whole numbers only: int() would turn 32.7 into 32 and "32" into 32 silently, and
+        # fail on NaN or infinity with a message that names no argument.
+        if self.max_train is not None and (not _whole(self.max_train) or self.max_train < 1):
             raise ValueError(f"fidelity max_train={self.max_train!r} must be a positive integer or None.")
-        if isinstance(self.max_length, bool) or not 8 <= int(self.max_length) <= 8192:
+        if not _whole(self.max_length) or not 8 <= self.max_length <= 8192:
             raise ValueError(f"fidelity max_length={self.max_length!r} must be an integer in [8, 8192].")
         object.__setattr__(self, "max_length", int(self.max_length))
         if self.max_train is not None:

@@ -26,8 +26,9 @@ class MissingTrialError(KeyError):
 
 
 def _config_key(config: HyperParams | dict) -> tuple:
-    values = config.to_dict() if isinstance(config, HyperParams) else config
-    return tuple(values[name] for name in SPACE.names)
+    if isinstance(config, HyperParams):
+        return config.values  # field order is SPACE's order
+    return tuple(config[name] for name in SPACE.names)
 
 
 class TableBackend(Backend):

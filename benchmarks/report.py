@@ -1,0 +1,122 @@
+"""Print the README's benchmark tables (Markdown) from the JSON files in
+benchmarks/results/, so that every figure shown comes from a results file.
+
+    python -m benchmarks.report > /tmp/tables.md
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _env_line(data: dict[str, Any]) -> str:
+    env = data["environment"]
+    versions = env["versions"]
+    return (f"*{env['cpus']} CPUs ({env['processor']}), torch {versions.get('torch')}, transformers "
+            f"{versions.get('transformers')}, {env['date']}; `{data['command']}`*")
+
+
+def protocol(table: str) -> list[str]:
+    data = _load(f"protocol-{table}")
+    if data is None:
+        return []
+    tasks = list(data["tasks"])
+    methods = list(data["tasks"][tasks[0]]["methods"])
+    setup = data["setup"]
+    lines = [f"**Evaluation protocol, recorded `{table}` table** ({setup['seeds']} seeds, budget {setup['budget']}): "
+             "normalised regret (best − found) / (best − worst) of the incumbent, mean over seeds "
+             "at 5 / 10 / 20 trials (lower is better), and the mean rank at the full budget over all tasks and seeds.",
+             "", "| method | " + " | ".join(tasks) + " | mean rank |", "|---|" + "---|" * (len(tasks) + 1)]
+    for m in methods:
+        cells = []
+        for t in tasks:
+            r = data["tasks"][t]["methods"][m]["regret"]
+            cells.append(" / ".join(f"{r[f'at_{k}']:.3f}" for k in (5, 10, 20) if f"at_{k}" in r))
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {data['mean_rank_at_budget'][m]:.2f} |")
+    lines += ["", _env_line(data)]
+    return lines
+
+
+def throughput() -> list[str]:
+    data = _load("throughput")
+    if data is None:
+        return []
+    med, setup = data["median_examples_per_second"], data["setup"]
+    return [
+        f"**Training throughput** (`finetune` loop vs Hugging Face `Trainer` with length-grouped sampling; "
+        f"{setup['examples']} `unfair_tos` examples, max length {setup['max_length']}, batch "
+        f"{setup['config']['batch_size']}, {setup['repeats']} alternating repeats, medians): "
+        f"{med['legal_hpo_finetune']:.1f} vs {med['hf_trainer_group_by_length']:.1f} examples/s, "
+        f"**{data['speedup_vs_trainer']:.2f}x** Trainer. Peak RSS of one whole trial in a fresh process: "
+        f"{data['peak_rss_mib_one_trial']:.0f} MiB.", "", _env_line(data)]
+
+
+def quality() -> list[str]:
+    data = _load("quality")
+    if data is None:
+        return []
+    setup = data["setup"]
+    lines = [f"**Quality on the test split** (training capped at {setup['max_train']} examples, "
+             f"max length {setup['max_length']}, {setup['epochs']} epochs, seed {setup['seed']}); headline metric:",
+             "", "| task | metric | majority class | TF-IDF + linear SVM | MiniLM fine-tuned, LexGLUE recipe |",
+             "|---|---|---|---|---|"]
+    for task, row in data["tasks"].items():
+        m, test = row["metric"], row["test"]
+        lines.append(f"| {task} | {m} | {test['majority_class'][m]:.3f} | {test['tfidf_linear_svm'][m]:.3f} | "
+                     f"{test['finetune_lexglue_recipe'][m]:.3f} |")
+    return lines + ["", _env_line(data)]
+
+
+def head_speed() -> list[str]:
+    data = _load("head_speed")
+    if data is None:
+        return []
+    lines = ["**`head` backend cost** (features cached):", "", "| task | feature pass (s, once) | median s / trial |"
+             " dev best / median / worst over random configs |", "|---|---|---|---|"]
+    for task, row in data["tasks"].items():
+        b, m, w = row["dev_score_best_median_worst"]
+        lines.append(f"| {task} | {row['feature_pass_seconds']:.0f} | {row['trial_seconds_median']:.2f} | "
+                     f"{b:.3f} / {m:.3f} / {w:.3f} |")
+    return lines + ["", _env_line(data)]
+
+
+def env_speed() -> list[str]:
+    data = _load("env_speed")
+    if data is None:
+        return []
+    med = data["median_steps_per_second"]
+    return [f"**Env speed** (`gym.make`, random actions): `LegalHPO-v0` (recorded) {med['LegalHPO-v0']:,.0f} steps/s, "
+            f"`CartPole-v1` {med['CartPole-v1']:,.0f} steps/s: **{data['ratio_to_cartpole']:.2f}x** CartPole's rate; "
+            f"first `gym.make` + `reset` {data['first_make_and_reset_seconds']:.2f} s.", "", _env_line(data)]
+
+
+def recording(fidelity: str) -> list[str]:
+    data = _load(f"record-{fidelity}")
+    if data is None:
+        return []
+    lines = [f"**Recorded `{fidelity}` landscape** (mean dev score over seeds per configuration):", "",
+             "| task | best | median | worst | seed noise (std) | configurations |", "|---|---|---|---|---|---|"]
+    for task, row in data["landscape"].items():
+        lines.append(f"| {task} | {row['best']:.3f} | {row['median']:.3f} | {row['worst']:.3f} | "
+                     f"{row['seed_noise_std']:.3f} | {row['configs']} |")
+    return lines + ["", _env_line(data)]
+
+
+def main() -> None:
+    for section in (protocol("head"), protocol("finetune"), recording("head"), recording("finetune"), quality(),
+                    throughput(), head_speed(), env_speed()):
+        if section:
+            print("\n".join(section), end="\n\n")
+
+
+if __name__ == "__main__":
+    main()
