@@ -251,7 +251,9 @@ class LegalHPOEnv(gym.Env):
         self._config = self.hp_space.from_indices(self._indices)
         self._trials = 0
         self._best: tuple[float, HyperParams, TrialResult] | None = None
+        self._incumbent: dict[str, Any] = {"best_config": None, "best_score": None}
         self._last: TrialResult | None = None
+        self._land = self._landscape()
         meta = self._objective.meta_features()
         self._task_features = self._encode_task(meta)
         return self._observation(), {"task": name, "config": self._config.to_dict()}
@@ -266,7 +268,7 @@ class LegalHPOEnv(gym.Env):
         seed = int(self.np_random.integers(self.trial_seeds))
         result = self._objective(self._config, seed)
         best_before = self._best[0] if self._best is not None else 0.0
-        landscape = self._landscape()
+        landscape = self._land
         reward = shaped_reward(
             self.reward_kind,
             result.dev_score,
@@ -281,14 +283,9 @@ class LegalHPOEnv(gym.Env):
         self._last = result
         if not result.diverged and (self._best is None or result.dev_score > self._best[0]):
             self._best = (result.dev_score, self._config, result)
+            self._incumbent = self._incumbent_info()
         terminated = self._trials >= self.budget
         info = self._info(result, seed)
-        if landscape is not None and self._best is not None:
-            # Regret of the incumbent, scored on its mean over recorded seeds (not on the
-            # one noisy seed the agent saw), in both normalisations.
-            expected = self._objective.backend.mean_score(self._objective.task_name, self._best[1])
-            info["regret"] = (landscape["best"] - expected) / max(1e-12, landscape["best"] - landscape["worst"])
-            info["regret_to_median"] = (landscape["best"] - expected) / max(1e-12, landscape["best"] - landscape["median"])
         if terminated:
             info["best_test_score"] = self._best[2].test_score if self._best else 0.0
         return self._observation(), float(reward), terminated, False, info
@@ -323,6 +320,19 @@ class LegalHPOEnv(gym.Env):
     def _landscape(self) -> dict[str, float] | None:
         backend = self._objective.backend
         return backend.landscape(self._objective.task_name) if hasattr(backend, "landscape") else None
+
+    def _incumbent_info(self) -> dict[str, Any]:
+        """What ``info`` says of the best configuration so far (computed when it changes)."""
+        score, config, _ = self._best
+        out: dict[str, Any] = {"best_config": config.to_dict(), "best_score": score}
+        land = self._land
+        if land is not None:
+            # Regret of the incumbent, scored on its mean over recorded seeds (not on the
+            # one noisy seed the agent saw), in both normalisations.
+            expected = self._objective.backend.mean_score(self._objective.task_name, config)
+            out["regret"] = (land["best"] - expected) / max(1e-12, land["best"] - land["worst"])
+            out["regret_to_median"] = (land["best"] - expected) / max(1e-12, land["best"] - land["median"])
+        return out
 
     @staticmethod
     def _encode_task(meta: dict[str, float]) -> list[float]:
@@ -367,8 +377,9 @@ class LegalHPOEnv(gym.Env):
             "from_store": result.from_store,
             **({"failed": result.extra["failed"]} if "failed" in result.extra else {}),
             "seconds": result.seconds,
-            "best_config": None if self._best is None else self._best[1].to_dict(),
-            "best_score": None if self._best is None else self._best[0],
+            **self._incumbent,
+            # a fresh dict each step: users keep infos, and may change them
+            "best_config": None if self._best is None else dict(self._incumbent["best_config"]),
             "trials": self._trials,
         }
 
@@ -391,8 +402,8 @@ def _checked_action(action: Any, space: spaces.Space) -> np.ndarray | None:
         return arr if bool(np.all(arr >= space.low)) and bool(np.all(arr <= space.high)) else None
     if arr.dtype.kind not in "iu":
         return None
-    if isinstance(space, spaces.MultiDiscrete):
-        ok = arr.shape == space.shape and bool(np.all(arr >= 0)) and bool(np.all(arr < space.nvec))
+    if isinstance(space, spaces.MultiDiscrete):  # a handful of values: Python beats numpy's reductions
+        ok = arr.shape == space.shape and all(0 <= a < n for a, n in zip(arr.tolist(), space.nvec.tolist()))
     else:  # Discrete: a scalar, as gymnasium's Discrete.contains wants it
         ok = arr.shape == () and 0 <= int(arr) < int(space.n)
     return arr.astype(np.int64) if ok else None

@@ -133,7 +133,7 @@ class HyperParams:
 
     def to_dict(self) -> dict[str, Any]:
         # not dataclasses.asdict: its deep copy costs more than an env step (values are scalars)
-        return {name: getattr(self, name) for name in _FIELD_NAMES}
+        return dict(zip(_FIELD_NAMES, self.values))
 
     def replace(self, **changes: Any) -> HyperParams:
         return HyperParams.from_dict({**self.to_dict(), **changes})
@@ -194,6 +194,9 @@ class SearchSpace:
 
     def from_indices(self, indices: Sequence[int]) -> HyperParams:
         """The configuration at grid indices; indices past an end are clipped to it."""
+        point = self._points.get(tuple(indices))  # the step path's case: valid, seen before
+        if point is not None:
+            return point
         if len(indices) != len(self.dimensions):
             raise ValueError(f"{len(indices)} indices for {len(self.dimensions)} hyperparameters {list(self.names)}.")
         key = tuple(min(max(int(i), 0), len(d.grid) - 1) for d, i in zip(self.dimensions, indices))

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -47,7 +48,10 @@ def cluster(tmp_path_factory):
     try:
         connect(num_cpus=2)
     finally:  # workers were started with it; the driver's tests set their own
-        os.environ.pop("LEGAL_HPO_CACHE") if before is None else os.environ.__setitem__("LEGAL_HPO_CACHE", before)
+        if before is None:
+            del os.environ["LEGAL_HPO_CACHE"]
+        else:
+            os.environ["LEGAL_HPO_CACHE"] = before
     yield
     distributed.shutdown()
 
@@ -69,9 +73,9 @@ def test_ray_is_imported_only_when_used():
 
     code = ("import sys, legal_hpo_env, legal_hpo_env.env, legal_hpo_env.cli, legal_hpo_env.distributed, "
             "agents.ray_tune, benchmarks.rllib_ppo; print('ray' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
     assert out.stdout.strip() == "False"
-
 
 
 def test_a_remote_trial_equals_the_local_trial(cluster, tiny_model, tiny_task, torch_one_thread, capsys):
@@ -110,6 +114,7 @@ def test_remote_envs_and_local_objectives_share_one_store(cluster, tiny_model, t
 
 
 def test_vectorised_envs_in_subprocesses_join_the_cluster_and_share_the_store(cluster, tiny_model, tiny_task, tmp_path):
+    pytest.importorskip("stable_baselines3")
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
     from agents.ppo import make_env_factory
