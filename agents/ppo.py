@@ -44,7 +44,11 @@ def make_env_factory(env_id: str = "LegalHPO-v0") -> Callable[..., gym.Env]:
 
     Passing this to ``make_vec_env`` instead of the id matters: with an id, SB3 first tries
     ``render_mode="rgb_array"``, which ``LegalHPO-v0`` rejects (it renders ``"ansi"`` only).
+    The bare id is qualified with its module, so that subprocess workers (spawn, forkserver),
+    which have not imported ``legal_hpo_env``, register it themselves.
     """
+    if env_id == "LegalHPO-v0":
+        env_id = "legal_hpo_env:LegalHPO-v0"
     return functools.partial(gym.make, env_id)
 
 

@@ -15,10 +15,13 @@ epochs the losing configurations never reach).
 The budget is the env's: ``budget`` Ray Tune trials (configurations), like ``budget``
 trials of the other searchers. A configuration ASHA stopped early enters the record with
 the epochs it reached, so the record's configurations are grid points the env can score
-(and the protocol's regret applies unchanged). ``trial_seconds`` sums the seconds of every
-rung, the compute the search cost. On live backends the Ray Tune workers evaluate through
-the env's objective, trial store included: its file must be on a file system they share
-with this process (a single machine, or a shared disk).
+(and the protocol's regret applies unchanged). ``trial_seconds`` is the compute the search
+cost: on the recorded backend the recorded seconds of the epochs each trial reached (a
+rung continues the run), on live backends the sum over its rungs (each retrains).
+
+On live backends the Ray Tune workers evaluate through the env's objective, trial store
+included: its file must be on a file system they share with this process (a single
+machine, or a shared disk).
 
 >>> import gymnasium as gym, legal_hpo_env
 >>> from agents.ray_tune import RayTuneASHA
@@ -68,10 +71,12 @@ def _trainable(config: dict[str, Any], objective: Any, rungs: list[int]) -> None
 
         objective = worker_objective(objective.spec, objective.store)
     base = HyperParams.from_dict({k: v for k, v in config.items() if k != "trial_seed"})
+    # A replayed rung continues the recorded run (its first e epochs); a live one retrains.
+    continues = objective.backend.replays
     seconds = 0.0
     for epochs in rungs:
         result = objective(base.replace(epochs=epochs), seed)
-        seconds += result.seconds
+        seconds = result.seconds if continues else seconds + result.seconds
         tune.report({
             "epochs": epochs, "dev_score": result.dev_score, "test_score": result.test_score,
             "diverged": bool(result.diverged), "rung_seconds_total": seconds, "trial_seed": seed,

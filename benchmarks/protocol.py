@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--reinforce-steps", type=int, default=20000)
     parser.add_argument("--ppo-steps", type=int, default=20000)
     parser.add_argument("--no-ppo", action="store_true")
+    parser.add_argument("--ray-tune", action="store_true", help="also run Ray Tune ASHA (needs legal-hpo-env[ray])")
     args = parser.parse_args()
 
     from agents import DefaultRecipe, PolicySearcher, RandomSearch, TPESearch
@@ -125,6 +126,10 @@ def main() -> None:
         "default": lambda task: DefaultRecipe(),
         "oracle": lambda task: Oracle(),
     }
+    if args.ray_tune:
+        from agents.ray_tune import RayTuneASHA
+
+        methods["ray-tune-asha"] = lambda task: RayTuneASHA()
     trainers = {"reinforce": (train_reinforce, args.reinforce_steps)}
     if not args.no_ppo:
         trainers["ppo"] = (train_ppo, args.ppo_steps)
