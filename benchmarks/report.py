@@ -84,7 +84,8 @@ def head_speed() -> list[str]:
              " dev best / median / worst over random configs |", "|---|---|---|---|"]
     for task, row in data["tasks"].items():
         b, m, w = row["dev_score_best_median_worst"]
-        lines.append(f"| {task} | {row['feature_pass_seconds']:.0f} | {row['trial_seconds_median']:.2f} | "
+        feature = "cached" if row["feature_pass_cached"] else f"{row['feature_pass_seconds']:.0f}"
+        lines.append(f"| {task} | {feature} | {row['trial_seconds_median']:.2f} | "
                      f"{b:.3f} / {m:.3f} / {w:.3f} |")
     return lines + ["", _env_line(data)]
 
@@ -111,9 +112,19 @@ def recording(fidelity: str) -> list[str]:
     return lines + ["", _env_line(data)]
 
 
+def ray_scaling() -> list[str]:
+    data = _load("ray_scaling")
+    if data is None:
+        return []
+    rows = data["settings"]
+    parts = [f"{name}: {row['trials_per_minute']:.0f}" for name, row in rows.items()]
+    return [f"**Ray scaling** (`head` trials on `{data['setup']['task']}`, {data['setup']['trials_per_setting']} random "
+            f"configurations, one CPU per trial), trials per minute: " + ", ".join(parts) + ".", "", _env_line(data)]
+
+
 def main() -> None:
     for section in (protocol("head"), protocol("finetune"), recording("head"), recording("finetune"), quality(),
-                    throughput(), head_speed(), env_speed()):
+                    throughput(), head_speed(), env_speed(), ray_scaling()):
         if section:
             print("\n".join(section), end="\n\n")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from legal_hpo_env.tasks.lexglue import LEXGLUE_CONFIGS, lexglue_spec, load_lexglue
 from legal_hpo_env.tasks.readers import READERS, DataError, Example
 from legal_hpo_env.tasks.specs import FAMILIES, TASKS, TaskSpec
 
@@ -159,9 +160,13 @@ def get_spec(task: str | TaskSpec) -> TaskSpec:
         raise TypeError(f"task must be a task name (str) or TaskSpec, got {type(task).__name__}")
     if task.startswith("custom:"):
         return custom_task(task[len("custom:") :])
+    if task.startswith("lexglue/") and task[len("lexglue/") :] in LEXGLUE_CONFIGS:
+        return lexglue_spec(task[len("lexglue/") :])
     if task not in TASKS:
+        official = [f"lexglue/{c}" for c in LEXGLUE_CONFIGS]
         raise UnknownTaskError(
-            f"unknown task {task!r}: valid tasks are {sorted(TASKS)}, or 'custom:<path to csv/tsv/jsonl>'."
+            f"unknown task {task!r}: valid tasks are {sorted(TASKS)}, the official LexGLUE versions {official}, "
+            "or 'custom:<path to csv/tsv/jsonl>'."
         )
     return TASKS[task]
 
@@ -216,6 +221,9 @@ def split_examples(examples: list[Example], group_split: bool) -> tuple[list[int
 
 @lru_cache(maxsize=16)
 def _load_cached(spec: TaskSpec, data_dir: str) -> TaskData:
+    if spec.reader == "lexglue":  # official splits from the hub: nothing to read or split here
+        names, splits, data_hash = load_lexglue(spec)
+        return TaskData(spec, tuple(names), *(tuple(splits[s]) for s in ("train", "dev", "test")), data_hash)
     root = Path(data_dir)
     paths = [root / rel for rel in spec.files]
     missing = [str(p) for p in paths if not p.is_file()]
@@ -266,6 +274,6 @@ def load_task(task: str | TaskSpec, data_dir: str | os.PathLike | None = None) -
         DataError: the directory or a file is missing or malformed.
     """
     spec = get_spec(task)
-    if spec.reader == "custom":
+    if spec.reader in ("custom", "lexglue"):  # an absolute path, or the hub: no data directory
         return _load_cached(spec, "/")
     return _load_cached(spec, str(resolve_data_dir(data_dir).resolve()))
