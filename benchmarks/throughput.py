@@ -6,6 +6,7 @@ length, learning rate, warmup and epochs; Trainer at its best setting on this ma
 each, in one process, and the ratio of medians is reported. Also the peak memory
 (RSS) of one whole ``finetune`` trial, measured in a fresh subprocess.
 
+    pip install -e '.[bench]'   # Trainer needs accelerate
     python -m benchmarks.throughput [--examples 480] [--repeats 3]
 """
 

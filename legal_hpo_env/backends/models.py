@@ -87,6 +87,7 @@ def load_tokenizer(name: str | None) -> Any:
         raise ModelLoadError(_load_hint(name, location, e)) from e
 
 
+@lru_cache(maxsize=8)  # read and hashed once per process, not once per head trial
 def model_fingerprint(name: str | None) -> str:
     """A short id of the model's files (config + tokenizer), for cache keys."""
     location = Path(resolve_model(name))
