@@ -101,8 +101,15 @@ class TrialStore:
         if self._conn is None or self._pid != os.getpid():
             conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
+                # WAL is a property of the file, set once by the first process. Switching to it
+                # takes an exclusive lock that SQLite may refuse at once, without waiting for
+                # the busy timeout, while other processes open the same new file: retry.
+                if self._retry(lambda: conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
                 conn.execute("PRAGMA synchronous=NORMAL")
+            except StoreError:
+                conn.close()
+                raise
             except sqlite3.DatabaseError as e:
                 conn.close()
                 raise self._error(e) from e
