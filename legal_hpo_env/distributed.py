@@ -32,7 +32,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from legal_hpo_env.backends.base import DEFAULT_MODEL, DIVERGED_SCORE, Fidelity, TrialResult
-from legal_hpo_env.objective import Objective, as_config
+from legal_hpo_env.objective import Objective, as_config, check_seed
 from legal_hpo_env.space import HyperParams
 from legal_hpo_env.store import TrialStore
 
@@ -365,18 +365,17 @@ class RemoteObjective(Objective):
             raise ValueError(f"max_in_flight={max_in_flight!r} must be an integer >= 1 (or None).")
         trials = []
         for config, seed in zip(configs, seeds):
-            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= 2**63 - 1:
-                raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63 - 1].")
+            seed = check_seed(seed)
             config = as_config(config)
-            trials.append((self.key(config, int(seed)), config, int(seed)))
+            trials.append((self.key(config, seed), config, seed))
         done: dict[str, TrialResult] = {}
         todo: dict[str, tuple[HyperParams, int]] = {}
         for key, config, seed in trials:
             if key in done or key in todo:
                 continue
-            found = self._memory.get(key) or (self.store.get(key) if self.store is not None else None)
+            found = self.lookup(key)
             if found is not None:
-                self._memory[key] = done[key] = found
+                done[key] = found
             else:
                 todo[key] = (config, seed)
         self._gather(todo, done, max_in_flight or len(todo) or 1)
@@ -401,10 +400,8 @@ class RemoteObjective(Objective):
                     config, seed = todo[key]
                     result = self._collect(ref, config, seed, started)
                     done[key] = result
-                    if "failed" not in result.extra:
-                        if self.store is not None:
-                            self.store.put(key, result)
-                        self._memory[key] = result
+                    if "failed" not in result.extra:  # a failed trial is retried when asked again
+                        self.record(key, result)
         finally:
             for ref in running:  # an error or Ctrl-C: do not leave trials training for nobody
                 ray.cancel(ref, force=True)

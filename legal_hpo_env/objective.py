@@ -35,9 +35,11 @@ def as_config(config: HyperParams | Mapping[str, Any] | None) -> HyperParams:
 MAX_SEED = 2**63 - 1
 
 
-def _check_seed(seed: Any) -> None:
+def check_seed(seed: Any) -> int:
+    """``seed`` as a native int, or a ValueError naming it and the valid range."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63 - 1].")
+    return int(seed)  # numpy ints do not serialise
 
 
 class Objective:
@@ -110,23 +112,31 @@ class Objective:
 
     def __call__(self, config: HyperParams | Mapping[str, Any] | None = None, seed: int = 0, *, progress: bool = False) -> TrialResult:
         config = as_config(config)
-        _check_seed(seed)
-        seed = int(seed)  # a native int, as HyperParams makes its values: numpy ints do not serialise
+        seed = check_seed(seed)
         if self.backend.replays:  # a table lookup: no key, no store
             return self.backend.evaluate(self.task, config, self.fidelity, seed)
         key = self.key(config, seed)
-        if key in self._memory:
-            return self._memory[key]
-        if self.store is not None:
-            stored = self.store.get(key)
-            if stored is not None:
-                self._memory[key] = stored
-                return stored
+        found = self.lookup(key)
+        if found is not None:
+            return found
         result = self.backend.evaluate(self.task, config, self.fidelity, seed, progress=progress)
+        self.record(key, result)
+        return result
+
+    def lookup(self, key: str) -> TrialResult | None:
+        """A finished trial from this process's memory, else from the store."""
+        found = self._memory.get(key)
+        if found is None and self.store is not None:
+            found = self.store.get(key)
+            if found is not None:
+                self._memory[key] = found
+        return found
+
+    def record(self, key: str, result: TrialResult) -> None:
+        """Keep a finished trial in memory and in the store."""
         if self.store is not None:
             self.store.put(key, result)
         self._memory[key] = result
-        return result
 
 
 def evaluate(
@@ -159,7 +169,7 @@ def evaluate(
         progress: show a progress bar on stderr while training.
     """
     config = as_config(config)  # validate before any loading
-    _check_seed(seed)
+    check_seed(seed)
     fidelity = Fidelity(max_train=max_train, max_length=max_length)
     objective = Objective(task, backend, model=model, data_dir=data_dir, fidelity=fidelity, store=store, device=device)
     return objective(config, seed, progress=progress)

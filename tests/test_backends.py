@@ -251,25 +251,24 @@ def test_class_weights_balanced_hand_computed():
     assert class_weights([0, 1, 2, 0, 1, 2], 3, "balanced").tolist() == pytest.approx([1.0, 1.0, 1.0])
 
 
+def learning_rates(peak: float, total_steps: int, warmup_ratio: float, steps: int) -> list[float]:
+    """The learning rate of each of ``steps`` optimiser steps under ``linear_schedule``."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    scheduler = linear_schedule(optimizer, total_steps=total_steps, warmup_ratio=warmup_ratio)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
 def test_linear_schedule_hand_computed():
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=1.0)
-    scheduler = linear_schedule(optimizer, total_steps=10, warmup_ratio=0.2)
-    rates = []
-    for _ in range(11):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
     # warmup = ceil(10 * 0.2) = 2 steps: (s + 1) / 2; then (10 - s) / 8 down to 0
-    assert rates == pytest.approx([0.5, 1.0, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8, 0.0])
-    optimizer = torch.optim.SGD([param], lr=2.0)
-    scheduler = linear_schedule(optimizer, total_steps=4, warmup_ratio=0.0)
-    rates = []
-    for _ in range(4):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    assert rates == pytest.approx([2.0, 1.5, 1.0, 0.5])
+    assert learning_rates(1.0, 10, 0.2, 11) == pytest.approx(
+        [0.5, 1.0, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8, 0.0]
+    )
+    assert learning_rates(2.0, 4, 0.0, 4) == pytest.approx([2.0, 1.5, 1.0, 0.5])
 
 
 def test_optimizer_decays_weights_only():
