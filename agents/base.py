@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from legal_hpo_env.backends.base import DIVERGED_SCORE
-from legal_hpo_env.space import HyperParams, SearchSpace
+from legal_hpo_env.space import SPACE, HyperParams, SearchSpace
 
 __all__ = [
     "TuningRun",
@@ -137,29 +137,29 @@ def play_episode(
 
 
 def indices_to_action(space: SearchSpace, indices: Sequence[int]) -> np.ndarray:
-    """The ``direct`` action that :meth:`SearchSpace.decode_unit` maps to these grid indices.
+    """The ``direct`` action that the env decodes to the point at these indices of ``space``
+    (the grid the env moves on, :attr:`TaskView.space`).
 
-    Index ``i`` of an ``n``-point grid goes to ``u = 2 i / (n - 1) - 1``, the centre of the
-    interval of ``[-1, 1]`` that decodes to ``i``; a one-point grid goes to 0.
+    Direct actions are decoded on the full search space, so the point's value ``v`` of a
+    dimension with full grid of ``n`` values at position ``i`` goes to ``u = 2 i / (n - 1) - 1``,
+    the centre of the interval of ``[-1, 1]`` that decodes to it.
     """
     if len(indices) != len(space):
         raise ValueError(f"got {len(indices)} indices for a space of {len(space)} hyperparameters {list(space.names)}.")
-    unit = []
     for d, i in zip(space.dimensions, indices):
+        if not 0 <= int(i) < len(d.grid):
+            raise ValueError(f"index {i} of {d.name} is off its grid of {len(d.grid)} values {list(d.grid)}.")
+    return config_to_action(space.from_indices(indices))
+
+
+def config_to_action(config: HyperParams) -> np.ndarray:
+    """The ``direct`` action (a point of ``[-1, 1]^k``) that decodes to ``config`` on every
+    backend. A configuration off the grid is first snapped to its nearest grid point."""
+    unit = []
+    for d, i in zip(SPACE.dimensions, SPACE.to_indices(config)):
         n = len(d.grid)
-        if not 0 <= int(i) < n:
-            raise ValueError(f"index {i} of {d.name} is off its grid of {n} values {list(d.grid)}.")
-        unit.append(0.0 if n == 1 else 2.0 * int(i) / (n - 1) - 1.0)
+        unit.append(0.0 if n == 1 else 2.0 * i / (n - 1) - 1.0)
     return np.asarray(unit, dtype=np.float32)
-
-
-def config_to_action(space: SearchSpace, config: HyperParams) -> np.ndarray:
-    """The ``direct`` action (a point of ``[-1, 1]^k``) that decodes to ``config``.
-
-    A configuration off the grid is first snapped to its nearest grid point, as the env
-    itself does with the default recipe.
-    """
-    return indices_to_action(space, space.to_indices(config))
 
 
 def require_action_mode(env: gym.Env, modes: Sequence[str], who: str) -> None:

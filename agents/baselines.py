@@ -127,7 +127,7 @@ class DefaultRecipe(Searcher):
     def run(self, env: gym.Env, seed: int | None = None) -> TuningRun:
         base = env.unwrapped
         if base.action_mode == "direct":
-            action: Any = config_to_action(base.hp_space, self.recipe)
+            action: Any = config_to_action(self.recipe)
         elif base.start == "default" and self.recipe == DEFAULT_RECIPE:
             # Both move-based modes have a "keep" action: 1 per dimension, or 0.
             action = np.ones(len(base.hp_space), dtype=np.int64) if base.action_mode == "delta" else 0

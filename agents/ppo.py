@@ -12,6 +12,7 @@ best dev (and test) score of each finished episode, under ``tuning/`` in the SB3
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Any, Callable
@@ -42,8 +43,9 @@ _MINIBATCH_TARGET = 64
 def make_env_factory(env_id: str = "LegalHPO-v0") -> Callable[..., gym.Env]:
     """A picklable ``factory(**env_kwargs) -> env`` that ``gym.make``s ``env_id``.
 
-    Passing this to ``make_vec_env`` instead of the id matters: with an id, SB3 first tries
-    ``render_mode="rgb_array"``, which ``LegalHPO-v0`` rejects (it renders ``"ansi"`` only).
+    Passing this to ``make_vec_env`` instead of the id spares a warning: with an id, SB3
+    first asks for ``render_mode="rgb_array"``, which ``LegalHPO-v0`` ignores (it renders
+    ``"ansi"`` only).
     The bare id is qualified with its module, so that subprocess workers (spawn, forkserver),
     which have not imported ``legal_hpo_env``, register it themselves.
     """
@@ -104,11 +106,18 @@ def make_ppo(
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs={n_envs!r} must be an integer >= 1.")
     factory = make_env_factory(env_id) if isinstance(env_id, str) else env_id
+    env_kwargs = dict(env_kwargs or {})
+    if vec_env == "subproc" and env_kwargs.get("ray"):
+        # every worker process joins the cluster this one is on, a local instance included
+        from legal_hpo_env.distributed import RayOptions, connect
+
+        options = RayOptions.of(env_kwargs["ray"])
+        env_kwargs["ray"] = dataclasses.replace(options, address=options.address or connect())
     venv = make_vec_env(
         factory,
         n_envs=n_envs,
         seed=seed,
-        env_kwargs=dict(env_kwargs or {}),
+        env_kwargs=env_kwargs,
         vec_env_cls=DummyVecEnv if vec_env == "dummy" else SubprocVecEnv,
     )
     budget = int(venv.get_attr("budget")[0])

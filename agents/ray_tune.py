@@ -40,6 +40,7 @@ import gymnasium as gym
 
 from agents.base import Searcher, TuningRun
 from legal_hpo_env.backends.base import DIVERGED_SCORE
+from legal_hpo_env.execution import LocalExecutor
 from legal_hpo_env.space import HyperParams
 
 __all__ = ["RayTuneASHA", "asha_rungs"]
@@ -64,15 +65,13 @@ def _trainable(config: dict[str, Any], objective: Any, rungs: list[int]) -> None
     from ray import tune
 
     seed = int(config["trial_seed"])
-    if hasattr(objective, "spec"):
-        # A RemoteObjective: this trial already runs on a worker with its resources, so
-        # evaluate here instead of sending nested tasks that would wait for the same CPUs.
-        from legal_hpo_env.distributed import worker_objective
-
-        objective = worker_objective(objective.spec, objective.store)
+    if not isinstance(objective.executor, LocalExecutor):
+        # This trial already runs on a Ray worker with its resources: evaluate here instead
+        # of sending nested tasks that would wait for the same CPUs.
+        objective = objective.with_executor(LocalExecutor())
     base = HyperParams.from_dict({k: v for k, v in config.items() if k != "trial_seed"})
     # A replayed rung continues the recorded run (its first e epochs); a live one retrains.
-    continues = objective.backend.replays
+    continues = objective.replays
     seconds = 0.0
     for epochs in rungs:
         result = objective(base.replace(epochs=epochs), seed)
@@ -97,8 +96,8 @@ class RayTuneASHA(Searcher):
         reduction_factor: ASHA's ``eta``: each rung keeps the top ``1 / eta`` (and rungs are
             ``eta`` times apart in epochs).
         max_concurrent_trials: Ray Tune trials at a time (``None``: as resources allow).
-        trial_cpus: CPUs per Ray Tune trial (a remote env's own setting wins).
-        trial_gpus: GPUs per Ray Tune trial (a remote env's own setting wins).
+        trial_cpus: CPUs per Ray Tune trial (an env on Ray: its own setting wins).
+        trial_gpus: GPUs per Ray Tune trial (an env on Ray: its own setting wins).
         address: the Ray cluster (``None``: the env's, ``$RAY_ADDRESS``, or a local instance).
         storage_path: where Ray Tune writes its trial records (``None``: a temporary folder,
             removed after the run).
@@ -142,10 +141,12 @@ class RayTuneASHA(Searcher):
         base = env.unwrapped
         start = time.perf_counter()
         _, info = env.reset(seed=seed)
-        objective, space = base._objective, base.hp_space
-        cpus = getattr(objective, "trial_cpus", self.trial_cpus)
-        gpus = getattr(objective, "trial_gpus", self.trial_gpus)
-        connect(self.address or getattr(objective, "address", None))
+        view = base.view
+        objective, space = view.objective, view.space
+        options = getattr(objective.executor, "options", None)  # a Ray executor's resources win
+        cpus = options.trial_cpus if options else self.trial_cpus
+        gpus = options.trial_gpus if options else self.trial_gpus
+        connect(self.address or (options.address if options else None))
         check_resources(cpus, gpus)
 
         rungs = asha_rungs(tuple(space["epochs"].grid), self.reduction_factor)

@@ -51,17 +51,15 @@ class Oracle:
         best: dict[str, Any] = {}
 
         def choose(obs):
-            objective = unwrapped._objective
-            task = objective.task_name
-            if task not in best:
-                backend, space = objective.backend, unwrapped.hp_space
-                best[task] = max(space.grid_points(), key=lambda c: backend.mean_score(task, c))
-            return config_to_action(unwrapped.hp_space, best[task])
+            view = unwrapped.view
+            if view.task not in best:
+                best[view.task] = max(view.space.grid_points(), key=view.mean_score)
+            return config_to_action(best[view.task])
 
         return play_episode(env, choose, seed, method=self.name)
 
 
-def regret_curve(run, backend, task: str, land: dict[str, float]) -> tuple[list[float], list[float], list[float]]:
+def regret_curve(run, backend, task: str, land) -> tuple[list[float], list[float], list[float]]:
     """Per trial: the incumbent's regret in both normalisations, and its mean dev score."""
     from legal_hpo_env.space import HyperParams
 
@@ -69,9 +67,9 @@ def regret_curve(run, backend, task: str, land: dict[str, float]) -> tuple[list[
     for config, score in zip(run.configs, run.dev_scores):
         if score > best_seen:
             best_seen, incumbent = score, HyperParams.from_dict(config)
-        found = land["worst"] if incumbent is None else backend.mean_score(task, incumbent)
-        yahpo.append((land["best"] - found) / max(1e-12, land["best"] - land["worst"]))
-        median.append((land["best"] - found) / max(1e-12, land["best"] - land["median"]))
+        found = land.worst if incumbent is None else backend.mean_score(task, incumbent)
+        yahpo.append(land.regret(found))
+        median.append(land.regret_to_median(found))
         scores.append(found)
     return yahpo, median, scores
 
@@ -154,7 +152,7 @@ def main() -> None:
     for task in tasks:
         land = backend.landscape(task)
         env = make_env(args.table, task, args.budget)
-        results[task] = {"landscape": land, "methods": {}}
+        results[task] = {"landscape": land.to_dict(), "methods": {}}
         for name, factory in methods.items():
             yahpo, to_median, found, test_scores = [], [], [], []
             searcher = factory(task)

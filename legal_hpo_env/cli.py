@@ -27,7 +27,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the legal data (default: $LEGAL_HPO_DATA)")
     p.add_argument("--model", help="Hugging Face model id or local folder (default: packaged all-MiniLM-L6-v2)")
     p.add_argument("--max-train", type=int, help="cap on training examples (fidelity)")
-    p.add_argument("--max-length", type=int, default=128, help="tokens per input (default 128)")
+    p.add_argument("--max-length", type=int, help="tokens per input (default 128)")
     p.add_argument("--store", help="trial store file (SQLite); finished trials are reused from it")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
 
@@ -110,35 +110,21 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from legal_hpo_env.objective import evaluate
-
     overrides = {d.name: getattr(args, d.name) for d in SPACE.dimensions if getattr(args, d.name) is not None}
     config = HyperParams.from_dict(overrides)
-    remote = _ray_kwargs(args)
-    if remote:
-        from legal_hpo_env.backends import Fidelity
-        from legal_hpo_env.distributed import RemoteObjective
+    ray = _ray_options(args)
+    executor = None
+    if ray is not None:
+        from legal_hpo_env.distributed import RayExecutor
 
-        objective = RemoteObjective(
-            args.task, args.backend, model=args.model, data_dir=args.data_dir, store=args.store, device=args.device,
-            fidelity=Fidelity(max_train=args.max_train, max_length=args.max_length), address=remote["ray_address"],
-            trial_cpus=remote["trial_cpus"], trial_gpus=remote["trial_gpus"],
-        )
-        result = objective(config, args.seed)
-    else:
-        result = evaluate(
-            args.task,
-            config,
-            backend=args.backend,
-            seed=args.seed,
-            max_train=args.max_train,
-            max_length=args.max_length,
-            model=args.model,
-            data_dir=args.data_dir,
-            store=args.store,
-            device=args.device,
-            progress=True,
-        )
+        executor = RayExecutor(ray)
+    from legal_hpo_env.backends import Fidelity
+    from legal_hpo_env.objective import Objective
+
+    fidelity = Fidelity(max_train=args.max_train, max_length=128 if args.max_length is None else args.max_length)
+    objective = Objective(args.task, args.backend, model=args.model, data_dir=args.data_dir, store=args.store,
+                          device=args.device, fidelity=fidelity, executor=executor)
+    result = objective(config, args.seed, progress=True)
     text = json.dumps(finite_json({**result.to_dict(), "from_store": result.from_store}), indent=2)
     print(text)
     if args.output:
@@ -149,28 +135,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ray_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The env's remote-trial arguments from ``--ray``/``--trial-cpus``/``--trial-gpus`` ({} without ``--ray``)."""
+def _ray_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The Ray options of ``--ray``/``--trial-cpus``/``--trial-gpus`` (``None`` without ``--ray``)."""
     if args.ray is None:
         if (args.trial_cpus, args.trial_gpus) != (1.0, 0.0):
             raise ValueError("--trial-cpus and --trial-gpus reserve resources of remote trials: add --ray [ADDRESS].")
-        return {}
+        return None
     if getattr(args, "backend", None) == "recorded":
         raise ValueError("--ray runs live trials on Ray workers: use --backend head or finetune "
                          "(a recorded table replays in microseconds).")
-    return {"remote": True, "ray_address": args.ray or None, "trial_cpus": args.trial_cpus,
-            "trial_gpus": args.trial_gpus}
+    return {"address": args.ray or None, "trial_cpus": args.trial_cpus, "trial_gpus": args.trial_gpus}
 
 
 def _env_kwargs(args: argparse.Namespace, task: Any) -> dict[str, Any]:
     """Every agent plays ``direct`` actions: baselines choose whole configurations, and the
     RL agents learn a search distribution over them (the setting they learn best in)."""
     kwargs = {"task": task, "backend": args.backend, "budget": args.budget, "action_mode": "direct"}
-    remote = _ray_kwargs(args)
+    ray = _ray_options(args)
     if args.backend == "recorded":
-        return {**kwargs, "table": args.table}
+        live = {"model": args.model, "data_dir": args.data_dir, "max_train": args.max_train,
+                "max_length": args.max_length, "store": args.store, "device": args.device}
+        # passed on only when given, so that the env names what a replayed table cannot honour
+        return {**kwargs, "table": args.table, **{k: v for k, v in live.items() if v is not None}}
     return {**kwargs, "model": args.model, "data_dir": args.data_dir, "max_train": args.max_train,
-            "max_length": args.max_length, "store": args.store, "device": args.device, **remote}
+            "max_length": args.max_length, "store": args.store, "device": args.device, "ray": ray}
 
 
 #: REINFORCE settings for tuning episodes: no discount (each trial's score is its own

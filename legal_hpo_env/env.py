@@ -2,32 +2,50 @@
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from legal_hpo_env.backends.base import Backend, Fidelity, TrialResult
+from legal_hpo_env.backends.base import ReplayBackend, TrialResult
+from legal_hpo_env.config import ACTION_MODES, EnvConfig
+from legal_hpo_env.landscape import Landscape
 from legal_hpo_env.objective import Objective
-from legal_hpo_env.rewards import REWARDS, shaped_reward
+from legal_hpo_env.rewards import shaped_reward
 from legal_hpo_env.space import DEFAULT_RECIPE, SPACE, HyperParams, SearchSpace
 from legal_hpo_env.tasks import FAMILIES
 
-__all__ = ["LegalHPOEnv", "ACTION_MODES", "observation_layout"]
-
-ACTION_MODES = ("delta", "single", "direct")
-#: Largest ``cost_penalty``/``diverged_penalty``: far beyond any useful value, small enough
-#: that a penalty times a trial's seconds cannot overflow to an infinite reward.
-MAX_PENALTY = 1e9
+__all__ = ["LegalHPOEnv", "ACTION_MODES", "TaskView", "observation_layout"]
 
 
-def observation_layout(space: SearchSpace = SPACE) -> list[str]:
+@dataclass(frozen=True)
+class TaskView:
+    """What agents and benchmarks may read of an env's current episode (read-only).
+
+    Attributes:
+        task: the task of the episode.
+        space: the grid the agent moves on (the recorded sub-grid when replaying).
+        landscape: the task's landscape when replaying (``None`` when training live).
+        objective: the episode's objective (its backend, fidelity and store).
+    """
+
+    task: str
+    space: SearchSpace
+    landscape: Landscape | None
+    objective: Objective
+
+    def mean_score(self, config: HyperParams) -> float:
+        """Mean dev score over recorded seeds of ``config`` (replay backends only)."""
+        return self.objective.replay_backend.mean_score(self.task, config)
+
+
+def observation_layout() -> list[str]:
     """Names of the observation's entries, in order."""
     return (
-        [f"hp/{name}" for name in space.names]
+        [f"hp/{name}" for name in SPACE.names]
         + ["last_score", "best_score", "last_train_loss", "budget_used", "last_diverged"]
         + [f"family/{f}" for f in FAMILIES]
         + ["log_train_size", "log_num_labels", "log_mean_chars"]
@@ -56,11 +74,15 @@ class LegalHPOEnv(gym.Env):
     | ``"single"``     | ``Discrete(2k + 1)``        | 0 keep all; 2i+1 lower / 2i+2 raise hyperparameter i |
     | ``"direct"``     | ``Box(-1, 1, (k,), float32)`` | each value decoded to the nearest grid point      |
 
-    Moves past the end of a grid stay at the end. On a replaying backend the grids are
-    the recorded sub-grid.
+    Moves past the end of a grid stay at the end. On a replaying backend ``delta`` and
+    ``single`` step along the recorded sub-grid, and a ``direct`` action is decoded on the
+    full grid, then snapped to the nearest recorded value: an action means the same
+    configuration on every backend.
 
     ## Observation Space
-    ``Box(0, 1, (k + 11,), float32)``; names in :func:`observation_layout`:
+    ``Box(0, 1, (k + 15,), float32)``; names in :func:`observation_layout`. Every entry is
+    normalised against the full search space, whatever the backend: one configuration has
+    one observation everywhere, so one policy means the same thing on every backend.
 
     | index       | entry                                                       |
     |-------------|-------------------------------------------------------------|
@@ -70,15 +92,15 @@ class LegalHPOEnv(gym.Env):
     | k+2         | last mean train loss, squashed as l / (1 + l) (1 if diverged) |
     | k+3         | fraction of the budget used                                  |
     | k+4         | 1 if the last trial diverged                                 |
-    | k+5..k+7    | task family one-hot (classification, qa, judgment)           |
-    | k+8         | log10(training examples) / 6                                 |
-    | k+9         | log2(labels) / 7                                             |
-    | k+10        | log10(mean input characters) / 5                             |
+    | k+5..k+11   | task family one-hot (``legal_hpo_env.tasks.FAMILIES``; none for custom data) |
+    | k+12        | log10(training examples) / 6                                 |
+    | k+13        | log2(labels) / 7                                             |
+    | k+14        | log10(mean input characters) / 5                             |
 
     ## Rewards
     ``reward="score"``: the dev score (headline metric) of the new configuration.
     ``reward="improvement"``: the gain of the best dev score so far (the return is then
-    the best score found). ``reward="regret"`` (recorded backend only): minus the
+    the best score found). ``reward="regret"`` (replay backends only): minus the
     normalised regret (best - incumbent) / (best - worst) after the trial, so the return
     is minus the area under the regret curve. A diverged trial gets ``-diverged_penalty``
     instead of (for ``regret``: on top of) its reward, and ``cost_penalty`` is subtracted
@@ -94,28 +116,26 @@ class LegalHPOEnv(gym.Env):
     ``best_test_score``, the test score of the best configuration.
 
     ## Arguments
-    ``task`` (name or list of names, sampled per episode; ``reset(options={"task": ...})``
-    picks one), ``backend`` ("recorded": replay the packaged ``table``, instant and
-    offline; "head" and "finetune" train live; or a :class:`Backend`), ``table``
-    ("head": which recorded table), ``budget`` (20),
-    ``action_mode`` ("delta"), ``reward`` ("score"), ``cost_penalty`` (0.0),
-    ``diverged_penalty`` (0.5), ``model`` (None: packaged all-MiniLM-L6-v2), ``data_dir``
-    (None: ``$LEGAL_HPO_DATA``), ``max_train`` and ``max_length`` (fidelity),
-    ``trial_seeds`` (how many training seeds the env's RNG draws a trial's seed from;
-    default: every recorded seed on the recorded backend, 1 on live backends), ``start``
-    ("default"), ``store`` (trial store file).
+    The fields of :class:`~legal_hpo_env.config.EnvConfig`, by keyword (or one
+    ``EnvConfig``): ``task`` (name or list of names, sampled per episode;
+    ``reset(options={"task": ...})`` picks one), ``backend`` ("recorded": replay the
+    packaged ``table``, instant and offline; "head" and "finetune" train live), ``budget``
+    (20), ``action_mode`` ("delta"), ``reward`` ("score"), the penalties, the live
+    backends' ``model``, ``data_dir``, fidelity (``max_train``, ``max_length``,
+    ``max_eval``), ``store`` and ``device``, which a replay backend refuses rather than
+    ignores, ``trial_seeds``, ``start`` and ``render_mode``.
 
-    Live trials can run on a Ray cluster (``pip install 'legal-hpo-env[ray]'``): ``remote``
-    (False) sends each trial to a Ray worker, ``ray_address`` (None: ``$RAY_ADDRESS``, else
-    a local Ray instance; giving one implies ``remote``), ``trial_cpus`` (1) and
-    ``trial_gpus`` (0) reserve resources per trial (see :mod:`legal_hpo_env.distributed`).
-    A trial whose worker dies counts as diverged and ``info["failed"]`` says why.
+    Live trials can run on a Ray cluster (``pip install 'legal-hpo-env[ray]'``):
+    ``ray=True`` or ``ray={"address": ..., "trial_cpus": 1, "trial_gpus": 0}`` (see
+    :class:`~legal_hpo_env.distributed.RayOptions`). A trial whose worker dies counts as
+    diverged and ``info["failed"]`` says why.
 
-    On the recorded backend ``info`` also holds ``regret`` and ``regret_to_median``: the
+    On a replay backend ``info`` also holds ``regret`` and ``regret_to_median``: the
     incumbent's normalised regret, scored on its mean over recorded seeds.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Later within v0: observations and ``direct`` actions
+      normalised against the full search space on every backend; seven task families.
 
     >>> import gymnasium as gym, legal_hpo_env
     >>> env = gym.make("LegalHPO-v0", task="unfair_tos", backend="head")  # doctest: +SKIP
@@ -125,122 +145,96 @@ class LegalHPOEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(
-        self,
-        task: str | Sequence[str] = "unfair_tos",
-        backend: str | Backend = "recorded",
-        budget: int = 20,
-        action_mode: str = "delta",
-        reward: str = "score",
-        cost_penalty: float = 0.0,
-        diverged_penalty: float = 0.5,
-        model: str | None = None,
-        data_dir: str | None = None,
-        max_train: int | None = None,
-        max_length: int = 128,
-        trial_seeds: int | None = None,
-        start: str = "default",
-        store: str | None = None,
-        device: str | None = None,
-        table: str = "head",
-        render_mode: str | None = None,
-        remote: bool = False,
-        ray_address: str | None = None,
-        trial_cpus: float = 1.0,
-        trial_gpus: float = 0.0,
-    ) -> None:
-        if action_mode not in ACTION_MODES:
-            raise ValueError(f"action_mode={action_mode!r} is not valid: choose one of {list(ACTION_MODES)}.")
-        if reward not in REWARDS:
-            raise ValueError(f"reward={reward!r} is not valid: choose one of {sorted(REWARDS)}.")
-        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
-            raise ValueError(f"budget={budget!r} must be an integer >= 1 (trials per episode).")
-        if start not in ("default", "random"):
-            raise ValueError(f"start={start!r} is not valid: choose 'default' or 'random'.")
-        for name, value in (("cost_penalty", cost_penalty), ("diverged_penalty", diverged_penalty)):
-            # bounded, so that penalty x seconds stays a finite reward
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_PENALTY:
-                raise ValueError(f"{name}={value!r} must be a finite number >= 0 (at most {MAX_PENALTY:g}).")
-        if trial_seeds is not None and (
-            isinstance(trial_seeds, bool) or not isinstance(trial_seeds, int) or not 1 <= trial_seeds <= 2**32
-        ):
-            raise ValueError(f"trial_seeds={trial_seeds!r} must be an integer in [1, 2**32] (or None for the default).")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r} is not valid: choose None or 'ansi'.")
-        self.tasks = [task] if isinstance(task, str) else list(task) if isinstance(task, (list, tuple)) else None
-        if self.tasks is None or not all(isinstance(t, str) for t in self.tasks):
-            raise TypeError(f"task={task!r} must be a task name (str) or a list of task names.")
-        if not self.tasks:
-            raise ValueError("task=[] is empty: give a task name or a list of task names.")
-        fidelity = Fidelity(max_train=max_train, max_length=max_length)
+    def __init__(self, config: EnvConfig | None = None, **kwargs: Any) -> None:
+        if config is not None and kwargs:
+            raise TypeError("give the env an EnvConfig or keyword arguments, not both.")
+        if config is not None and not isinstance(config, EnvConfig):
+            raise TypeError(f"config must be an EnvConfig, got {type(config).__name__}: pass arguments by keyword.")
+        self.config = cfg = config or EnvConfig.of(kwargs)
+        backend: Any = cfg.backend
         if backend == "recorded":  # one table shared by every task's objective
             from legal_hpo_env.backends.recorded import RecordedBackend
 
-            backend = RecordedBackend(fidelity=table, model=model)
+            backend = RecordedBackend(fidelity=cfg.table)
+        elif cfg.table != "head":
+            raise ValueError(f"table={cfg.table!r} chooses a recorded table: it needs backend='recorded'.")
+        executor = None
+        if cfg.ray is not None:
+            from legal_hpo_env.distributed.executor import RayExecutor  # imports ray only when used
+
+            executor = RayExecutor(cfg.ray)
         # Objectives are created here (not lazily) so that a wrong task, backend, model or
         # data directory fails at construction with a clear error.
-        make_objective: Any = Objective
-        if remote or ray_address is not None:
-            from legal_hpo_env.distributed import RemoteObjective  # imports ray only when used
-
-            make_objective = functools.partial(
-                RemoteObjective, address=ray_address, trial_cpus=trial_cpus, trial_gpus=trial_gpus
-            )
-        elif (trial_cpus, trial_gpus) != (1.0, 0.0):
-            raise ValueError("trial_cpus and trial_gpus reserve resources of remote trials: also pass remote=True.")
         self._objectives = {
-            name: make_objective(name, backend, model=model, data_dir=data_dir, fidelity=fidelity, store=store,
-                                 device=device)
-            for name in dict.fromkeys(self.tasks)
+            name: Objective(name, backend, model=cfg.model, data_dir=cfg.data_dir, fidelity=cfg.fidelity(),
+                            store=cfg.store, device=cfg.device, executor=executor)
+            for name in dict.fromkeys(cfg.tasks)
         }
+        self.tasks = cfg.tasks
         self.hp_space = self._shared_space()
-        if reward == "regret" and not hasattr(next(iter(self._objectives.values())).backend, "landscape"):
-            raise ValueError("reward='regret' needs backend='recorded', whose optimum is known; "
+        first = next(iter(self._objectives.values()))
+        if cfg.reward == "regret" and not first.replays:
+            raise ValueError("reward='regret' needs a replay backend (backend='recorded'), whose optimum is known; "
                              "with live backends use 'score' or 'improvement'.")
-        self.budget = int(budget)
-        self.action_mode = action_mode
-        self.reward_kind = reward
-        self.cost_penalty = float(cost_penalty)
-        self.diverged_penalty = float(diverged_penalty)
-        first = next(iter(self._objectives.values())).backend
+        self.budget = cfg.budget
+        self.action_mode = cfg.action_mode
+        self.reward_kind = cfg.reward
+        self.cost_penalty = cfg.cost_penalty
+        self.diverged_penalty = cfg.diverged_penalty
         # Replaying: every recorded seed (training noise is part of the problem); live: one
         # seed, so that a configuration asked twice is trained once.
-        self.trial_seeds = trial_seeds or (first.num_seeds() if first.replays else 1)
-        self.start = start
-        self.render_mode = render_mode
-        k = len(self.hp_space)
-        if action_mode == "delta":
-            self.action_space = spaces.MultiDiscrete([3] * k)
-        elif action_mode == "single":
+        self.trial_seeds = cfg.trial_seeds or (first.replay_backend.num_seeds() if first.replays else 1)
+        self.start = cfg.start
+        self.render_mode = cfg.render_mode
+        k = len(SPACE)
+        if self.action_mode == "delta":
+            self.action_space: spaces.Space = spaces.MultiDiscrete([3] * k)
+        elif self.action_mode == "single":
             self.action_space = spaces.Discrete(2 * k + 1)
         else:
             self.action_space = spaces.Box(-1.0, 1.0, (k,), np.float32)
-        self.observation_space = spaces.Box(0.0, 1.0, (len(observation_layout(self.hp_space)),), np.float32)
+        self.observation_space = spaces.Box(0.0, 1.0, (len(observation_layout()),), np.float32)
         self._objective: Objective | None = None
 
     def _shared_space(self) -> SearchSpace:
         """The grid agents move on: the full space, or the recorded sub-grid of a replaying
         backend (the same for every task of the env, so that one policy fits all)."""
         first = next(iter(self._objectives.values()))
-        if not first.backend.replays:
+        if not first.replays:
             return SPACE
-        spaces_ = [o.backend.space(o.task_name) for o in self._objectives.values()]
+        spaces_ = [o.replay_backend.space(o.task_name) for o in self._objectives.values()]
         if any(s.dimensions != spaces_[0].dimensions for s in spaces_[1:]):
             raise ValueError("the tasks of one env must share one recorded grid; these differ.")
         return spaces_[0]
+
+    @property
+    def view(self) -> TaskView:
+        """The current episode, read-only: task, grid, landscape, objective."""
+        if self._objective is None:
+            raise RuntimeError("the env has no episode yet: call env.reset() first.")
+        return TaskView(self._objective.task_name, self.hp_space, self._land, self._objective)
+
+    def close(self) -> None:
+        """Release every objective's store connection."""
+        for objective in self._objectives.values():
+            objective.close()
+        super().close()
 
     # -- Gymnasium API -------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        unknown = sorted(set(options) - {"task"})
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise ValueError(f"reset options={options!r} must be a dict such as {{'task': name}}, or None.")
+        unknown = sorted(map(str, set(options) - {"task"}))
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}: the only option is 'task'.")
         if "task" in options:
-            if options["task"] not in self._objectives:
-                raise ValueError(f"reset task {options['task']!r} is not one of this env's tasks {list(self._objectives)}.")
             name = options["task"]
+            if not isinstance(name, str) or name not in self._objectives:
+                raise ValueError(f"reset task {name!r} is not one of this env's tasks {list(self._objectives)}.")
         else:
             name = self.tasks[int(self.np_random.integers(len(self.tasks)))]
         self._objective = self._objectives[name]
@@ -314,30 +308,36 @@ class LegalHPOEnv(gym.Env):
                 dim = (a - 1) // 2
                 indices[dim] += 1 if a % 2 == 0 else -1
         else:
-            return list(self.hp_space.to_indices(self.hp_space.decode_unit(arr.tolist())))
+            # decoded on the full space, then snapped to the grid moved on: an action means
+            # the same configuration on every backend
+            return list(self.hp_space.to_indices(SPACE.decode_unit(arr.tolist())))
         return [min(max(i, 0), len(d.grid) - 1) for i, d in zip(indices, self.hp_space.dimensions)]
 
-    def _landscape(self) -> dict[str, float] | None:
-        backend = self._objective.backend
-        return backend.landscape(self._objective.task_name) if hasattr(backend, "landscape") else None
+    def _landscape(self) -> Landscape | None:
+        objective = self._objective
+        if objective is None or not isinstance(objective.backend, ReplayBackend):
+            return None
+        return objective.backend.landscape(objective.task_name)
 
     def _incumbent_info(self) -> dict[str, Any]:
         """What ``info`` says of the best configuration so far (computed when it changes)."""
+        assert self._best is not None and self._objective is not None
         score, config, _ = self._best
         out: dict[str, Any] = {"best_config": config.to_dict(), "best_score": score}
         land = self._land
         if land is not None:
             # Regret of the incumbent, scored on its mean over recorded seeds (not on the
             # one noisy seed the agent saw), in both normalisations.
-            expected = self._objective.backend.mean_score(self._objective.task_name, config)
-            out["regret"] = (land["best"] - expected) / max(1e-12, land["best"] - land["worst"])
-            out["regret_to_median"] = (land["best"] - expected) / max(1e-12, land["best"] - land["median"])
+            expected = self._objective.replay_backend.mean_score(self._objective.task_name, config)
+            out["regret"] = land.regret(expected)
+            out["regret_to_median"] = land.regret_to_median(expected)
         return out
 
     @staticmethod
     def _encode_task(meta: dict[str, float]) -> list[float]:
         family = [0.0] * len(FAMILIES)
-        family[int(meta["family"])] = 1.0
+        if meta["family"] >= 0:  # a custom task's family is in no slot
+            family[int(meta["family"])] = 1.0
         clip = lambda v: min(1.0, max(0.0, v))  # noqa: E731
         return family + [
             clip(math.log10(max(1.0, meta["train_size"])) / 6),
@@ -353,7 +353,7 @@ class LegalHPOEnv(gym.Env):
             loss = 1.0
         else:
             loss = last.final_train_loss / (1.0 + last.final_train_loss)
-        obs = self.hp_space.normalise(self._config) + [
+        obs = SPACE.normalise(self._config) + [  # the full space: one meaning on every backend
             0.0 if last is None else last.dev_score,
             0.0 if self._best is None else self._best[0],
             loss,

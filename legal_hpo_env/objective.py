@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import copy
 import numbers
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from legal_hpo_env.backends import Fidelity, TrialResult, make_backend
-from legal_hpo_env.backends.base import Backend
+from legal_hpo_env.backends.base import AnyBackend, Backend, ReplayBackend
+from legal_hpo_env.execution import Executor, LocalExecutor
 from legal_hpo_env.space import HyperParams
 from legal_hpo_env.store import TrialStore, trial_key
 from legal_hpo_env.tasks import TaskData, TaskSpec, load_task
@@ -45,65 +47,95 @@ def check_seed(seed: Any) -> int:
 class Objective:
     """One task, one backend, one fidelity: ``objective(config, seed) -> TrialResult``.
 
-    Finished trials go to ``store`` (a path or a :class:`TrialStore`) and are returned
-    from it when asked again; within a process they are also kept in memory.
+    On a live backend, finished trials go to ``store`` (a path or a :class:`TrialStore`)
+    and are returned from it when asked again (within a process they are also kept in
+    memory); the ``executor`` trains the others, here or on a Ray cluster. A replay
+    backend answers from its table: it takes no data, store, device or other fidelity.
 
     Args:
         task: a task name, ``custom:<path>``, a :class:`TaskSpec`, or loaded :class:`TaskData`.
-        backend: ``"head"`` or ``"finetune"``.
+        backend: ``"head"``, ``"finetune"``, ``"recorded"`` or a backend instance.
         model: Hugging Face model id or local folder; ``None`` for the packaged MiniLM.
         data_dir: the data folder (default ``$LEGAL_HPO_DATA``).
-        fidelity: training-set cap and max length.
+        fidelity: training-set cap, max length and evaluation cap.
         store: where finished trials persist; ``None`` keeps them in memory only.
         device: torch device; ``None`` picks CUDA when present.
+        executor: where live trials train (default: this process, :class:`LocalExecutor`).
     """
 
     def __init__(
         self,
         task: str | TaskSpec | TaskData,
-        backend: str | Backend = "head",
+        backend: str | AnyBackend = "head",
         *,
         model: str | None = None,
         data_dir: str | os.PathLike | None = None,
         fidelity: Fidelity | None = None,
         store: str | os.PathLike | TrialStore | None = None,
         device: str | None = None,
+        executor: Executor | None = None,
     ) -> None:
         if isinstance(backend, str):
             backend = make_backend(backend, model=model, device=device)
-        elif not isinstance(backend, Backend):
+        elif not isinstance(backend, (Backend, ReplayBackend)):
             raise TypeError(
                 f"backend must be a backend name (str) or a Backend, got {type(backend).__name__}: "
                 "use 'recorded', 'head' or 'finetune'."
             )
-        self.backend = backend
-        if backend.replays:  # a replaying backend needs the task's name, not its data
-            self.task: TaskData | str = task if isinstance(task, str) else task.name
+        if store is not None and not isinstance(store, (str, os.PathLike, TrialStore)):
+            raise TypeError(f"store must be a file path or a TrialStore, got {type(store).__name__}: {store!r}.")
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError(f"executor must be an Executor (LocalExecutor, RayExecutor), got {type(executor).__name__}.")
+        self.backend: AnyBackend = backend
+        self.data_dir = data_dir
+        self.device = device
+        self.executor: Executor = executor or LocalExecutor()
+        self.data: TaskData | None
+        if isinstance(backend, ReplayBackend):
+            _refuse_for_replay(backend, fidelity, data_dir=data_dir, store=store, device=device, executor=executor)
+            self.task_name = task if isinstance(task, str) else task.name
+            self.data = None
+            self.fidelity = backend.fidelity or Fidelity()
+            self.store = None
+            backend.space(self.task_name)  # an unknown task fails here, with the table's task list
         else:
-            self.task = task if isinstance(task, TaskData) else load_task(task, data_dir)
-        self.fidelity = fidelity or Fidelity()
-        self.store = TrialStore(store) if isinstance(store, (str, os.PathLike)) else store
+            self.data = task if isinstance(task, TaskData) else load_task(task, data_dir)
+            self.task_name = self.data.name
+            self.fidelity = fidelity or Fidelity()
+            self.store = TrialStore(store) if isinstance(store, (str, os.PathLike)) else store
+            self.executor.check(self)
         self._memory: dict[str, TrialResult] = {}
 
     @property
-    def task_name(self) -> str:
-        return self.task if isinstance(self.task, str) else self.task.name
+    def replays(self) -> bool:
+        """True when the backend replays a table instead of training."""
+        return isinstance(self.backend, ReplayBackend)
+
+    @property
+    def live_backend(self) -> Backend:
+        if not isinstance(self.backend, Backend):
+            raise TypeError(f"the {self.backend.name!r} backend replays a table: it has no live backend.")
+        return self.backend
+
+    @property
+    def replay_backend(self) -> ReplayBackend:
+        if not isinstance(self.backend, ReplayBackend):
+            raise TypeError(f"the {self.backend.name!r} backend trains live: it has no recorded table.")
+        return self.backend
 
     def meta_features(self) -> dict[str, float]:
         """Task descriptors for the agent's observation."""
-        if isinstance(self.task, str):
-            return self.backend.meta_features(self.task)
-        return self.task.meta_features()
+        if self.data is None:
+            return self.replay_backend.meta_features(self.task_name)
+        return self.data.meta_features()
 
     def key(self, config: HyperParams, seed: int) -> str:
-        from legal_hpo_env.version import __version__
-
-        name, data_hash = (self.task, "") if isinstance(self.task, str) else (self.task.name, self.task.data_hash)
+        data = self.data
         return trial_key(
-            name,
-            data_hash,
+            self.task_name,
+            "" if data is None else data.data_hash,
             self.backend.name,
-            f"{__version__}+{self.backend.version}",
+            self.backend.code_version,
             self.backend.model_name or "default",
             config.to_dict(),
             self.fidelity.to_dict(),
@@ -113,15 +145,52 @@ class Objective:
     def __call__(self, config: HyperParams | Mapping[str, Any] | None = None, seed: int = 0, *, progress: bool = False) -> TrialResult:
         config = as_config(config)
         seed = check_seed(seed)
-        if self.backend.replays:  # a table lookup: no key, no store
-            return self.backend.evaluate(self.task, config, self.fidelity, seed)
-        key = self.key(config, seed)
-        found = self.lookup(key)
-        if found is not None:
-            return found
-        result = self.backend.evaluate(self.task, config, self.fidelity, seed, progress=progress)
-        self.record(key, result)
-        return result
+        if isinstance(self.backend, ReplayBackend):  # a table lookup: no key, no store
+            return self.backend.replay(self.task_name, config, seed)
+        return self.evaluate_many([config], [seed], progress=progress)[0]
+
+    def evaluate_many(
+        self,
+        configs: Sequence[HyperParams | Mapping[str, Any] | None],
+        seeds: Sequence[int] | None = None,
+        *,
+        progress: bool = False,
+    ) -> list[TrialResult]:
+        """Several trials; those in the store (or asked before in this process) are not
+        trained again, nor are duplicates within the batch. The executor may run the rest in
+        parallel (a Ray cluster does). Failed trials are flagged, not raised, and not stored.
+
+        Args:
+            configs: the configurations, each a :class:`HyperParams` or a mapping of overrides.
+            seeds: one seed per configuration (default: 0 for all).
+            progress: show a progress bar while training (local trials).
+
+        Returns:
+            One result per configuration, in order.
+        """
+        seeds = [0] * len(configs) if seeds is None else list(seeds)
+        if len(seeds) != len(configs):
+            raise ValueError(f"got {len(configs)} configurations but {len(seeds)} seeds: give one seed each.")
+        trials = [(as_config(c), check_seed(s)) for c, s in zip(configs, seeds)]
+        if isinstance(self.backend, ReplayBackend):
+            return [self.backend.replay(self.task_name, c, s) for c, s in trials]
+        keys = [self.key(c, s) for c, s in trials]
+        done: dict[str, TrialResult] = {}
+        todo: dict[str, tuple[HyperParams, int]] = {}
+        for key, trial in zip(keys, trials):
+            if key in done or key in todo:
+                continue
+            found = self.lookup(key)
+            if found is not None:
+                done[key] = found
+            else:
+                todo[key] = trial
+        if todo:
+            for key, result in zip(todo, self.executor.run(self, list(todo.values()), progress=progress)):
+                done[key] = result
+                if "failed" not in result.extra:  # a failed trial is retried when asked again
+                    self.record(key, result)
+        return [done[key] for key in keys]
 
     def lookup(self, key: str) -> TrialResult | None:
         """A finished trial from this process's memory, else from the store."""
@@ -137,6 +206,35 @@ class Objective:
         if self.store is not None:
             self.store.put(key, result)
         self._memory[key] = result
+
+    def with_executor(self, executor: Executor) -> Objective:
+        """The same objective (backend, task, fidelity, store) run by another executor."""
+        twin = copy.copy(self)
+        twin.executor = executor
+        twin._memory = dict(self._memory)
+        return twin
+
+    def close(self) -> None:
+        """Release the store's connection (the objective can still be used: it reopens)."""
+        if self.store is not None:
+            self.store.close()
+
+
+def _refuse_for_replay(backend: ReplayBackend, fidelity: Fidelity | None, **given: Any) -> None:
+    """A replay backend answers from its table: refuse what it would otherwise ignore."""
+    recorded = backend.fidelity
+    if fidelity is not None and fidelity != recorded:
+        raise ValueError(
+            f"the {backend.name!r} backend replays runs recorded at "
+            f"{recorded.to_dict() if recorded else 'several fidelities'}; it cannot honour the fidelity "
+            f"{fidelity.to_dict()}: drop max_train/max_length/max_eval, or train live with backend='head' or 'finetune'."
+        )
+    ignored = [f"{name}={value!r}" for name, value in given.items() if value is not None]
+    if ignored:
+        raise ValueError(
+            f"the {backend.name!r} backend replays a recorded table and would ignore {', '.join(ignored)}: drop "
+            f"{'it' if len(ignored) == 1 else 'them'}, or train live with backend='head' or 'finetune'."
+        )
 
 
 def evaluate(

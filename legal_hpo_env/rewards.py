@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from legal_hpo_env.landscape import Landscape
+
 __all__ = ["REWARDS", "score_reward", "improvement_reward", "regret_reward", "shaped_reward"]
 
 
@@ -16,16 +21,16 @@ def improvement_reward(score: float, best_before: float) -> float:
     return max(0.0, score - best_before)
 
 
-def regret_reward(score: float, best_before: float, *, best: float, worst: float) -> float:
+def regret_reward(score: float, best_before: float, *, landscape: Landscape) -> float:
     """Minus the normalised regret of the incumbent after this trial,
-    ``-(best - max(best_before, score)) / (best - worst)``, with ``best``/``worst`` the
-    recorded optimum and pessimum of the task. The return is minus the area under the
-    regret curve: an agent is paid for finding good configurations early."""
-    incumbent = max(best_before, score)
-    return -max(0.0, best - incumbent) / max(1e-12, best - worst)
+    ``-landscape.regret(max(best_before, score))``, clipped at 0 regret (a lucky seed can
+    beat the best mean). The return is minus the area under the regret curve: an agent is
+    paid for finding good configurations early."""
+    return -max(0.0, landscape.regret(max(best_before, score)))
 
 
-REWARDS = {"score": score_reward, "improvement": improvement_reward, "regret": regret_reward}
+REWARDS: dict[str, Callable[..., float]] = {"score": score_reward, "improvement": improvement_reward, "regret": regret_reward}
+
 
 
 def shaped_reward(
@@ -37,15 +42,15 @@ def shaped_reward(
     seconds: float,
     cost_penalty: float,
     diverged_penalty: float,
-    landscape: dict[str, float] | None = None,
+    landscape: Landscape | None = None,
 ) -> float:
     """The reward of one step: ``REWARDS[kind]``, or ``-diverged_penalty`` for a diverged
     trial, minus ``cost_penalty`` per compute second. ``landscape`` (the task's recorded
     best and worst) is needed by ``regret``."""
     if kind == "regret":
         if landscape is None:
-            raise ValueError("reward='regret' needs a recorded task (backend='recorded'), whose optimum is known.")
-        base = regret_reward(score, best_before, best=landscape["best"], worst=landscape["worst"])
+            raise ValueError("reward='regret' needs a replayed task (backend='recorded'), whose optimum is known.")
+        base = regret_reward(score, best_before, landscape=landscape)
         return base - (diverged_penalty if diverged else 0.0) - cost_penalty * seconds
     base = -diverged_penalty if diverged else REWARDS[kind](score, best_before)
     return base - cost_penalty * seconds

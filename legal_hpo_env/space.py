@@ -61,7 +61,8 @@ class Dimension:
     def nearest_index(self, value: Any) -> int:
         """Index of the grid value closest to ``value`` (in log space where log-scaled)."""
         if self.categorical:
-            return self.grid.index(value)
+            # a value this (sub-)grid lacks snaps to its first value: categories have no order
+            return self.grid.index(value) if value in self.grid else 0
         key = (lambda x: math.log(float(x))) if self.log else float
         target = key(value)
         return min(range(len(self.grid)), key=lambda i: abs(key(self.grid[i]) - target))

@@ -9,6 +9,7 @@ without training.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -260,6 +261,47 @@ class TrialStore:
         rows = self._retry(lambda: self._connection().execute(query + " ORDER BY created", args).fetchall())
         for (key, data) in rows:
             yield self._decode(key, data)
+
+    def items(self, backend: str | None = None) -> Iterator[tuple[str, TrialResult]]:
+        """Every stored ``(key, result)``, optionally of one backend, oldest first."""
+        query, args = "SELECT key, result FROM trials", []
+        if backend is not None:
+            query, args = query + " WHERE backend=?", [backend]
+        rows = self._retry(lambda: self._connection().execute(query + " ORDER BY created, key", args).fetchall())
+        for key, data in rows:
+            yield key, self._decode(key, data)
+
+    def export_jsonl(self, path: str | os.PathLike, backend: str | None = None) -> int:
+        """Write the stored trials (optionally of one backend) as gzipped JSON lines
+        ``{"key": ..., "result": ...}``, atomically; return how many. A compact, portable
+        copy of a store: another machine resumes from it with :meth:`import_jsonl`."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        count = 0
+        # mtime=0: the same trials give the same bytes, so a copy under version control
+        # changes only when trials are added
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+            for key, result in self.items(backend):
+                f.write((json.dumps({"key": key, "result": result.to_dict()}, sort_keys=True) + "\n").encode())
+                count += 1
+        os.replace(tmp, path)
+        return count
+
+    def import_jsonl(self, path: str | os.PathLike) -> int:
+        """Add the trials of a file written by :meth:`export_jsonl` (those already stored
+        are kept as they are); return how many were read."""
+        count = 0
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                for n, line in enumerate(f, start=1):
+                    record = json.loads(line)
+                    if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+                        raise ValueError(f"line {n} is not a {{'key', 'result'}} record")
+                    self.put(record["key"], self._decode(record["key"], json.dumps(record.get("result"))))
+                    count += 1
+        except (OSError, EOFError, ValueError) as e:
+            raise StoreError(f"{path} is not a readable export of trials ({e}); the store keeps what it had.") from e
+        return count
 
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Create .venv and install legal-hpo-env with the given extras (default: sb3,optuna).
+# Create .venv and install legal-hpo-env with the given extras (default: train,sb3,optuna).
 #
-# A CPU build of torch is installed first when no torch is present, so that the
-# `torch>=2.2` requirement does not pull a multi-GB CUDA build on a CPU-only machine.
-# Choose another build by installing torch into .venv yourself before running this.
+# When no torch is present, torch==2.13.0 is installed first, from the default index, and
+# failing that the CPU build from download.pytorch.org: so that the `torch>=2.2`
+# requirement does not pull a multi-GB CUDA build on a CPU-only machine. Choose another
+# build by installing torch into .venv yourself before running this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="${1:-sb3,optuna}"
+extras="${1:-train,sb3,optuna}"
 [ -d .venv ] || python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip

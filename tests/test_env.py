@@ -65,7 +65,7 @@ def test_both_env_checkers_pass_without_warnings(env_kwargs, action_mode, reward
 
 def test_spaces_match_the_documented_layout(make):
     layout = observation_layout()
-    assert len(layout) == K + 11 and layout[K : K + 5] == [
+    assert len(layout) == K + 15 and layout[K : K + 5] == [
         "last_score", "best_score", "last_train_loss", "budget_used", "last_diverged",
     ]
     for mode, space in [
@@ -75,7 +75,7 @@ def test_spaces_match_the_documented_layout(make):
     ]:
         env = make(action_mode=mode)
         assert env.action_space == space
-        assert env.observation_space == gym.spaces.Box(0.0, 1.0, (K + 11,), np.float32)
+        assert env.observation_space == gym.spaces.Box(0.0, 1.0, (K + 15,), np.float32)
 
 
 def test_observation_hand_computed(make, tiny_task):
@@ -86,7 +86,7 @@ def test_observation_hand_computed(make, tiny_task):
     task = load_task(tiny_task)
     mean_chars = task.meta_features()["mean_chars"]
     expected = SPACE.normalise(DEFAULT_RECIPE) + [0.0, 0.0, 0.0, 0.0, 0.0] + [
-        1.0, 0.0, 0.0,  # classification
+        0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,  # custom data: in no family
         math.log10(42) / 6,  # 42 training examples
         math.log2(3) / 7,  # 3 labels
         math.log10(mean_chars) / 5,
@@ -194,11 +194,11 @@ def test_env_on_a_table_backend_pickles(tiny_task, tiny_model):
 def test_gymnasium_sync_vector_env(env_kwargs):
     envs = gym.make_vec("LegalHPO-v0", num_envs=2, vectorization_mode="sync", **env_kwargs)
     obs, _ = envs.reset(seed=0)
-    assert obs.shape == (2, K + 11)
+    assert obs.shape == (2, K + 15)
     envs.action_space.seed(0)
     for _ in range(4):  # past the budget of 3: autoreset
         obs, rewards, terminated, truncated, infos = envs.step(envs.action_space.sample())
-    assert obs.shape == (2, K + 11) and rewards.shape == (2,)
+    assert obs.shape == (2, K + 15) and rewards.shape == (2,)
     envs.close()
 
 
@@ -211,12 +211,12 @@ def test_sb3_subproc_vec_env(env_kwargs, monkeypatch):
     try:
         vec.seed(0)
         obs = vec.reset()
-        assert obs.shape == (2, K + 11)
+        assert obs.shape == (2, K + 15)
         for _ in range(3):
             obs, rewards, dones, infos = vec.step(np.array([vec.action_space.sample() for _ in range(2)]))
         assert dones.tolist() == [True, True]  # the budget of 3 is used
         assert all(0.0 <= info["best_test_score"] <= 1.0 for info in infos)
-        assert obs.shape == (2, K + 11)  # already reset
+        assert obs.shape == (2, K + 15)  # already reset
     finally:
         vec.close()
 
@@ -349,6 +349,13 @@ def test_reward_functions_hand_computed():
     assert shaped_reward("score", 0.7, 0.2, diverged=False, **kw) == pytest.approx(0.5)
 
 
+def test_an_unsupported_render_mode_is_warned_about_and_ignored(make):
+    # as most envs do: SB3's make_vec_env asks every env for render_mode="rgb_array"
+    with pytest.warns(UserWarning, match="renders text only"):
+        env = make(render_mode="rgb_array")
+    assert env.render_mode is None and env.render() is None
+
+
 def test_render_ansi(make):
     env = make(render_mode="ansi")
     env.reset(seed=0)
@@ -364,11 +371,11 @@ def test_multi_task_and_reset_option(make, tiny_task, tmp_path):
     env = make(task=[tiny_task, other], budget=2)
     obs, info = env.reset(seed=0, options={"task": other})
     assert info["task"] == other
-    assert obs[K + 8] == pytest.approx(math.log10(66) / 6)  # 90 examples: 22 per class in train
+    assert obs[K + 12] == pytest.approx(math.log10(66) / 6)  # 90 examples: 22 per class in train
     _, _, _, _, info = env.step(np.ones(K, dtype=int))
     assert info["task"] == other
     obs, info = env.reset(seed=0, options={"task": tiny_task})
-    assert info["task"] == tiny_task and obs[K + 8] == pytest.approx(math.log10(42) / 6)
+    assert info["task"] == tiny_task and obs[K + 12] == pytest.approx(math.log10(42) / 6)
     chosen = {env.reset(seed=s)[1]["task"] for s in range(12)}
     assert chosen == {tiny_task, other}
 
@@ -391,7 +398,7 @@ def test_multi_task_and_reset_option(make, tiny_task, tmp_path):
         ({"cost_penalty": -1.0}, ValueError, ["cost_penalty"]),
         ({"diverged_penalty": math.nan}, ValueError, ["diverged_penalty"]),
         ({"trial_seeds": 0}, ValueError, ["trial_seeds"]),
-        ({"render_mode": "human"}, ValueError, ["render_mode", "'ansi'"]),
+        ({"render_mode": 1}, ValueError, ["render_mode", "'ansi'"]),
         ({"max_train": 0}, ValueError, ["max_train"]),
     ],
 )

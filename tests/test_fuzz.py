@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import legal_hpo_env  # noqa: F401  (registers the env)
 from legal_hpo_env.backends.recorded import RecordedBackend, available_tables
-from legal_hpo_env.env import ACTION_MODES, MAX_PENALTY
+from legal_hpo_env.config import ACTION_MODES, MAX_PENALTY
 from legal_hpo_env.space import HyperParams
 
 from conftest import write_classification_csv

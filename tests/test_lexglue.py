@@ -54,7 +54,7 @@ def test_unfair_tos_official_splits_become_single_label(monkeypatch):
     assert task.label_names == ("Limitation of liability", "Arbitration", "fair")
     assert [ex.label for ex in task.train] == [2, 1, 0]  # none -> fair; several -> the first
     assert task.sizes() == {"train": 3, "dev": 1, "test": 1}
-    assert task.spec.family == "classification" and len(task.data_hash) == 16
+    assert task.spec.family == "terms_of_service" and len(task.data_hash) == 16
 
 
 def test_case_hold_becomes_grouped_pairs():

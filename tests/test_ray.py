@@ -28,8 +28,8 @@ from legal_hpo_env.backends.base import Fidelity, TrialResult  # noqa: E402
 from legal_hpo_env.backends.recorded import write_table  # noqa: E402
 from legal_hpo_env.backends.table import TableBackend  # noqa: E402
 from legal_hpo_env.cli import main as cli  # noqa: E402
-from legal_hpo_env.distributed import INSTALL_HINT, RemoteObjective, connect  # noqa: E402
-from legal_hpo_env.env import LegalHPOEnv  # noqa: E402
+from legal_hpo_env.distributed import INSTALL_HINT, RayExecutor, RayOptions, connect  # noqa: E402
+from legal_hpo_env.env import LegalHPOEnv, observation_layout  # noqa: E402
 from legal_hpo_env.objective import Objective  # noqa: E402
 from legal_hpo_env.space import DEFAULT_RECIPE, SPACE, HyperParams  # noqa: E402
 from legal_hpo_env.store import TrialStore  # noqa: E402
@@ -56,13 +56,17 @@ def cluster(tmp_path_factory):
     distributed.shutdown()
 
 
-def remote_env(task: str, model: str, **kwargs) -> LegalHPOEnv:
+def remote_env(task: str, model: str, ray: dict | bool = True, **kwargs) -> LegalHPOEnv:
     kwargs = {"budget": 2, "action_mode": "direct", **kwargs}
-    return LegalHPOEnv(task=task, backend="head", model=model, max_length=32, remote=True, **kwargs)
+    return LegalHPOEnv(task=task, backend="head", model=model, max_length=32, ray=ray, **kwargs)
+
+
+def remote_objective(task: str, model: str, run_trial=None, **kwargs) -> Objective:
+    return Objective(task, "head", model=model, fidelity=FIDELITY, executor=RayExecutor(run_trial=run_trial), **kwargs)
 
 
 def action(env: LegalHPOEnv, **overrides) -> np.ndarray:
-    return config_to_action(env.hp_space, DEFAULT_RECIPE.replace(epochs=1, **overrides))
+    return config_to_action(DEFAULT_RECIPE.replace(epochs=1, **overrides))
 
 
 # -- remote trials -------------------------------------------------------------------
@@ -80,7 +84,7 @@ def test_ray_is_imported_only_when_used():
 
 def test_a_remote_trial_equals_the_local_trial(cluster, tiny_model, tiny_task, torch_one_thread, capsys):
     config = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 16}
-    remote = RemoteObjective(tiny_task, "head", model=tiny_model, fidelity=FIDELITY)(config, seed=3)
+    remote = remote_objective(tiny_task, tiny_model)(config, seed=3)
     local = Objective(tiny_task, "head", model=tiny_model, fidelity=FIDELITY)(config, seed=3)
     assert remote.extra["pid"] != os.getpid()  # it did run on a worker
     assert remote.dev_curve == local.dev_curve and remote.test_score == local.test_score
@@ -106,9 +110,8 @@ def test_remote_envs_and_local_objectives_share_one_store(cluster, tiny_model, t
     local = Objective(tiny_task, "head", model=tiny_model, fidelity=FIDELITY, store=store)
     assert local({**DEFAULT_RECIPE.replace(epochs=1, learning_rate=1e-4).to_dict()}, seed=0).from_store
     # a batch sends each distinct trial once, and nothing already stored
-    objective = RemoteObjective(tiny_task, "head", model=tiny_model, fidelity=FIDELITY, store=store)
-    sent = []
-    objective.run_trial = lambda spec, config, seed: sent.append(config) or pytest.fail("stored trials are not sent")
+    objective = remote_objective(tiny_task, tiny_model, store=store,
+                                 run_trial=lambda spec, config, seed: pytest.fail("stored trials are not sent"))
     again = DEFAULT_RECIPE.replace(epochs=1, learning_rate=1e-3)
     assert all(r.from_store for r in objective.evaluate_many([again, again], [0, 0]))
 
@@ -121,8 +124,8 @@ def test_vectorised_envs_in_subprocesses_join_the_cluster_and_share_the_store(cl
 
     store = tmp_path / "trials.sqlite"
     kwargs = {"task": tiny_task, "backend": "head", "model": tiny_model, "max_length": 32, "budget": 2,
-              "action_mode": "direct", "remote": True, "store": str(store)}
-    # the children (SB3's default start method, not fork) find the cluster in $RAY_ADDRESS
+              "action_mode": "direct", "ray": {"address": connect()}, "store": str(store)}
+    # the children (SB3's default start method, not fork) join the cluster at the address
     venv = SubprocVecEnv([functools.partial(make_env_factory("legal_hpo_env:LegalHPO-v0"), **kwargs)] * 2)
     try:
         venv.reset()
@@ -147,11 +150,11 @@ def test_a_dead_worker_is_a_failed_trial_and_the_env_goes_on(cluster, tiny_model
 
     store = tmp_path / "trials.sqlite"
     env = remote_env(tiny_task, tiny_model, store=str(store), diverged_penalty=0.5)
-    env._objectives[tiny_task].run_trial = crash_on_large_lr
     env.reset(seed=0)
+    env.view.objective.executor.run_trial = crash_on_large_lr
     obs, reward, terminated, _, info = env.step(action(env, learning_rate=1e-3))
     assert "worker died" in info["failed"] and info["diverged"] and info["dev_score"] == 0.0
-    assert reward == -0.5 and obs[env.observation_space.shape[0] - 7] == 1.0  # last_diverged
+    assert reward == -0.5 and obs[observation_layout().index("last_diverged")] == 1.0
     assert not terminated and len(TrialStore(store)) == 0  # a failure is not a result
     obs, reward, terminated, _, info = env.step(action(env, learning_rate=1e-4))
     assert "failed" not in info and not info["diverged"] and terminated and len(TrialStore(store)) == 1
@@ -161,7 +164,7 @@ def test_a_trial_error_is_raised_as_it_would_be_locally(cluster, tiny_model, tin
     def broken(spec, config, seed):
         raise KeyError("a bug in the trial")
 
-    objective = RemoteObjective(tiny_task, "head", model=tiny_model, fidelity=FIDELITY, run_trial=broken)
+    objective = remote_objective(tiny_task, tiny_model, run_trial=broken)
     with pytest.raises(KeyError, match="a bug in the trial"):
         objective(DEFAULT_RECIPE, seed=0)
 
@@ -169,17 +172,19 @@ def test_a_trial_error_is_raised_as_it_would_be_locally(cluster, tiny_model, tin
 def test_resource_requests_no_node_can_satisfy_fail_clearly(cluster, tiny_model, tiny_task):
     for resources in ({"trial_gpus": 1}, {"trial_cpus": 64}):
         with pytest.raises(ValueError, match="no node of the Ray cluster can run a trial"):
-            RemoteObjective(tiny_task, "head", model=tiny_model, **resources)
+            RayExecutor(**resources)
     with pytest.raises(ValueError, match="no node"):
-        remote_env(tiny_task, tiny_model, trial_gpus=1)
+        remote_env(tiny_task, tiny_model, ray={"trial_gpus": 1})
     with pytest.raises(ValueError, match="trial_cpus"):
-        RemoteObjective(tiny_task, "head", model=tiny_model, trial_cpus=-1)
+        RayOptions(trial_cpus=-1)
+    with pytest.raises(ValueError, match="unknown Ray option"):
+        remote_env(tiny_task, tiny_model, ray={"gpus": 1})
     with pytest.raises(ValueError, match="trial_gpus > 0"):
-        RemoteObjective(tiny_task, "head", model=tiny_model, device="cuda")
-    with pytest.raises(ValueError, match="remote=True"):
-        LegalHPOEnv(task=tiny_task, backend="head", model=tiny_model, trial_cpus=2)
-    with pytest.raises(ValueError, match="live backends"):
-        RemoteObjective(tiny_task, "recorded")
+        Objective(tiny_task, "head", model=tiny_model, device="cuda", executor=RayExecutor())
+    with pytest.raises(ValueError, match="would ignore executor"):
+        Objective("unfair_tos", "recorded", executor=RayExecutor())
+    with pytest.raises(ValueError, match="would ignore executor"):
+        LegalHPOEnv(task="unfair_tos", ray=True)
     assert cli(["evaluate", "--task", tiny_task, "--ray", "--trial-gpus", "4"]) == 2
     assert cli(["tune", "--backend", "recorded", "--ray"]) == 2
 
@@ -207,13 +212,15 @@ def test_without_ray_each_entry_point_says_how_to_install_it(tiny_model, tiny_ta
     assert "pip install 'legal-hpo-env[ray]'" in capsys.readouterr().err
 
 
-def test_a_remote_objective_pickles_without_its_ray_handle(cluster, tiny_model, tiny_task):
+def test_a_ray_executor_pickles_without_its_ray_handle_and_keeps_its_cluster(cluster, tiny_model, tiny_task):
     import pickle
 
-    objective = RemoteObjective(tiny_task, "head", model=tiny_model, fidelity=FIDELITY)
-    objective._submit(DEFAULT_RECIPE.replace(epochs=1), 0)  # builds the handle
+    objective = remote_objective(tiny_task, tiny_model)
+    executor = objective.executor
+    executor._submit(executor.spec(objective), DEFAULT_RECIPE.replace(epochs=1), 0)  # builds the handle
     copy = pickle.loads(pickle.dumps(objective))
-    assert copy._remote is None and copy.spec == objective.spec
+    assert copy.executor._remote is None and copy.executor.spec(copy) == executor.spec(objective)
+    assert copy.executor._joined == executor._joined == connect()  # a copy joins the same cluster
 
 
 # -- RLlib and Ray Tune --------------------------------------------------------------

@@ -28,6 +28,37 @@ SIZES = {
     "jec_qa": {"train": 21764, "dev": 4668, "test": 4668},
     "cjrc": {"train": 8400, "dev": 1800, "test": 1800},
 }
+#: The LegalBench suite: (train, dev, test, No, Yes); the label counts are the data README's.
+SUITE = {
+    "cuad_affiliate_license_licensee": (142, 30, 30, 110, 92),
+    "cuad_anti_assignment": (844, 181, 181, 591, 615),
+    "cuad_audit_rights": (854, 182, 182, 615, 603),
+    "cuad_cap_on_liability": (880, 188, 188, 649, 607),
+    "cuad_change_of_control": (294, 63, 63, 220, 200),
+    "cuad_competitive_restriction_exception": (154, 33, 33, 109, 111),
+    "cuad_covenant_not_to_sue": (218, 47, 47, 144, 168),
+    "cuad_expiration_date": (620, 133, 133, 451, 435),
+    "cuad_governing_law": (634, 135, 135, 435, 469),
+    "cuad_ip_ownership_assignment": (408, 88, 88, 306, 278),
+    "cuad_irrevocable_or_perpetual_license": (206, 44, 44, 153, 141),
+    "cuad_license_grant": (998, 213, 213, 729, 695),
+    "cuad_liquidated_damages": (154, 33, 33, 116, 104),
+    "cuad_minimum_commitment": (542, 115, 115, 383, 389),
+    "cuad_non_transferable_license": (386, 83, 83, 274, 278),
+    "cuad_notice_period_to_terminate_renewal": (160, 34, 34, 107, 121),
+    "cuad_post_termination_services": (566, 122, 122, 424, 386),
+    "cuad_revenue_profit_sharing": (546, 116, 116, 395, 383),
+    "cuad_rofr_rofo_rofn": (484, 104, 104, 359, 333),
+    "cuad_termination_for_convenience": (304, 66, 66, 237, 199),
+    "cuad_uncapped_liability": (208, 44, 44, 153, 143),
+    "cuad_volume_restriction": (226, 48, 48, 156, 166),
+    "diversity_1": (210, 45, 45, 229, 71),
+    "diversity_2": (210, 45, 45, 224, 76),
+    "diversity_3": (210, 45, 45, 124, 176),
+    "diversity_4": (210, 45, 45, 140, 160),
+    "diversity_5": (210, 45, 45, 128, 172),
+}
+SIZES.update({name: dict(zip(("train", "dev", "test"), row[:3])) for name, row in SUITE.items()})
 
 
 def all_examples(data):
@@ -55,6 +86,13 @@ def test_task_loads_with_expected_sizes_and_stable_hash(name):
 
 def test_task_table_covers_the_data():
     assert set(TASKS) == set(SIZES)
+
+
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_suite_label_counts_match_the_data_readme(name):
+    data = load_task(name, REAL_DATA)
+    counts = Counter(data.label_names[ex.label] for ex in all_examples(data))
+    assert (counts["No"], counts["Yes"]) == SUITE[name][3:] and data.label_names == ("No", "Yes")
 
 
 def test_label_counts_match_the_data_readme():

@@ -12,7 +12,9 @@ import gymnasium as gym
 import pytest
 
 import legal_hpo_env  # noqa: F401
+from legal_hpo_env.backends import make_backend
 from legal_hpo_env.backends.base import TrialResult
+from legal_hpo_env.landscape import Landscape
 from legal_hpo_env.backends.recorded import RecordedBackend, available_tables, read_table, write_table
 from legal_hpo_env.rewards import regret_reward, shaped_reward
 from legal_hpo_env.space import DEFAULT_RECIPE
@@ -59,9 +61,9 @@ def test_epoch_fidelity_reads_the_learning_curve(table_path):
     backend = RecordedBackend(path=table_path)
     space = backend.space("t")
     assert space["epochs"].grid == (1, 2, 3) and space["learning_rate"].grid == LRS
-    one = backend.evaluate("t", DEFAULT_RECIPE.replace(learning_rate=1e-4, epochs=1), None, seed=0)
-    two = backend.evaluate("t", DEFAULT_RECIPE.replace(learning_rate=1e-4, epochs=2), None, seed=0)
-    three = backend.evaluate("t", DEFAULT_RECIPE.replace(learning_rate=1e-4, epochs=3), None, seed=0)
+    one = backend.replay("t", DEFAULT_RECIPE.replace(learning_rate=1e-4, epochs=1), 0)
+    two = backend.replay("t", DEFAULT_RECIPE.replace(learning_rate=1e-4, epochs=2), 0)
+    three = backend.replay("t", DEFAULT_RECIPE.replace(learning_rate=1e-4, epochs=3), 0)
     assert (one.dev_score, one.test_score, one.selected_epoch) == (0.5, 0.55, 1)
     assert (two.dev_score, two.test_score, two.selected_epoch) == (0.8, 0.75, 2)
     # the best dev epoch among three is still the second: its test score is replayed
@@ -72,12 +74,12 @@ def test_epoch_fidelity_reads_the_learning_curve(table_path):
 def test_seed_picks_the_recorded_run_and_divergence_is_replayed(table_path):
     backend = RecordedBackend(path=table_path)
     config = DEFAULT_RECIPE.replace(learning_rate=1e-4, epochs=3)
-    assert backend.evaluate("t", config, None, seed=0).dev_score == 0.8
-    assert backend.evaluate("t", config, None, seed=1).dev_score == pytest.approx(0.82)
-    assert backend.evaluate("t", config, None, seed=2).dev_score == 0.8  # seeds wrap around
-    first_epoch = backend.evaluate("t", DEFAULT_RECIPE.replace(learning_rate=1e-3, epochs=1), None, seed=0)
+    assert backend.replay("t", config, 0).dev_score == 0.8
+    assert backend.replay("t", config, 1).dev_score == pytest.approx(0.82)
+    assert backend.replay("t", config, 2).dev_score == 0.8  # seeds wrap around
+    first_epoch = backend.replay("t", DEFAULT_RECIPE.replace(learning_rate=1e-3, epochs=1), 0)
     assert not first_epoch.diverged and first_epoch.dev_score == 0.1
-    later = backend.evaluate("t", DEFAULT_RECIPE.replace(learning_rate=1e-3, epochs=2), None, seed=0)
+    later = backend.replay("t", DEFAULT_RECIPE.replace(learning_rate=1e-3, epochs=2), 0)
     assert later.diverged and later.dev_score == 0.0
 
 
@@ -85,18 +87,20 @@ def test_landscape_and_regret(table_path):
     backend = RecordedBackend(path=table_path)
     land = backend.landscape("t")
     # mean over seeds of every (lr, epochs) point: best is lr 1e-4 at 2 or 3 epochs
-    assert land["best"] == pytest.approx(0.81)
-    assert land["worst"] == 0.0  # lr 1e-3 diverges from 2 epochs on
-    assert backend.regret("t", 0.81) == pytest.approx(0.0)
-    assert backend.regret("t", 0.405) == pytest.approx(0.5)
+    assert land.best == pytest.approx(0.81)
+    assert land.worst == 0.0  # lr 1e-3 diverges from 2 epochs on
+    assert backend.landscape("t").regret(0.81) == pytest.approx(0.0)
+    assert backend.landscape("t").regret(0.405) == pytest.approx(0.5)
 
 
 def test_regret_reward_is_minus_the_incumbents_normalised_regret():
-    assert regret_reward(0.5, 0.7, best=0.9, worst=0.1) == pytest.approx(-0.25)  # incumbent 0.7
-    assert regret_reward(0.9, 0.7, best=0.9, worst=0.1) == 0.0
+    land = Landscape(best=0.9, median=0.5, worst=0.1, configurations=3)
+    assert regret_reward(0.5, 0.7, landscape=land) == pytest.approx(-0.25)  # incumbent 0.7
+    assert regret_reward(0.9, 0.7, landscape=land) == 0.0
+    assert regret_reward(0.95, 0.7, landscape=land) == 0.0  # a lucky seed above the best mean: no bonus
     assert shaped_reward("regret", 0.0, 0.7, diverged=True, seconds=10, cost_penalty=0.01, diverged_penalty=0.5,
-                         landscape={"best": 0.9, "worst": 0.1, "median": 0.5}) == pytest.approx(-0.25 - 0.5 - 0.1)
-    with pytest.raises(ValueError, match="recorded"):
+                         landscape=land) == pytest.approx(-0.25 - 0.5 - 0.1)
+    with pytest.raises(ValueError, match="replayed"):
         shaped_reward("regret", 0.5, 0.0, diverged=False, seconds=0, cost_penalty=0, diverged_penalty=0)
 
 
@@ -104,7 +108,8 @@ def test_env_on_a_recorded_table_reports_regret(table_path):
     env = gym.make("LegalHPO-v0", task="t", backend=RecordedBackend(path=table_path), budget=3,
                    action_mode="direct", reward="regret")
     env.reset(seed=0)
-    _, reward, _, _, info = env.step([-1, 0, 0, 0, 0, 0, 0])  # lowest learning rate, epochs 2
+    # lowest learning rate, epochs 2 (-0.5 on the full epochs grid 1, 2, 3, 5, 8)
+    _, reward, _, _, info = env.step([-1, 0, 0, 0, -0.5, 0, 0])
     assert info["config"]["learning_rate"] == 1e-5
     assert info["regret"] == pytest.approx((0.81 - 0.3) / 0.81)
     assert reward == pytest.approx(-info["regret"])
@@ -117,8 +122,8 @@ def test_live_backend_rejects_regret(tmp_path, tiny_task, tiny_model):
 
 
 def test_recorded_backend_rejects_another_model_and_unknown_tables():
-    with pytest.raises(ValueError, match="recorded with"):
-        RecordedBackend(model="bert-base-uncased")
+    with pytest.raises(ValueError, match="recorded with their own model"):
+        make_backend("recorded", model="bert-base-uncased")
     with pytest.raises(ValueError, match="no recorded 'nope' table"):
         RecordedBackend(fidelity="nope")
 
@@ -186,4 +191,4 @@ def test_packaged_table_meets_the_recording_minimum():
     assert len(meta["seeds"]) >= 2 and meta["data_hashes"] and meta["split_sizes"]
     for task in backend.tasks:
         land = backend.landscape(task)
-        assert land["best"] - land["median"] > 0.02, (task, land)  # a landscape with signal
+        assert land.best - land.median > 0.02, (task, land)  # a landscape with signal

@@ -131,8 +131,8 @@ def test_diverged_trials_are_penalised_stored_flagged_and_never_best(env_kwargs,
               "store": str(store)}
     env = gym.make("LegalHPO-v0", **{**kwargs, "budget": 4})
     space = env.unwrapped.hp_space
-    high = config_to_action(space, HyperParams(learning_rate=1e-2, epochs=2))
-    low = config_to_action(space, HyperParams(learning_rate=1e-4, epochs=2))
+    high = config_to_action(HyperParams(learning_rate=1e-2, epochs=2))
+    low = config_to_action(HyperParams(learning_rate=1e-4, epochs=2))
     env.reset(seed=0)
 
     obs, reward, _, _, info = env.step(high)
@@ -518,7 +518,7 @@ def jec_with_one_correct_answer(h: Hostile) -> None:
     lines = [json.dumps({"id": f"q{i}", "statement": f"question {i}", "answer": ["A"] if i == 0 else [],
                          "option_list": {"A": "yes", "B": "no", "C": "maybe", "D": "never"}}) for i in range(20)]
     h.file("jec.jsonl", "\n".join(lines) + "\n")
-    spec = TaskSpec(name="hostile_jec", family="qa", reader="jec_qa", files=("jec.jsonl",), metric="accuracy",
+    spec = TaskSpec(name="hostile_jec", family="chinese_qa", reader="jec_qa", files=("jec.jsonl",), metric="accuracy",
                     description="hostile", licence="test", group_split=True)
     Objective(spec, "head", model=h.model, data_dir=h.folder / "data", store=h.store)
 

@@ -12,6 +12,7 @@ import pytest
 
 from legal_hpo_env.tasks import (
     DATA_ENV_VAR,
+    FAMILIES,
     TASKS,
     DataError,
     TaskData,
@@ -395,7 +396,7 @@ def test_custom_csv_tsv_jsonl_with_text_pair(tmp_path):
         assert data.label_names == ("maybe", "no", "yes")
         got = {ex.text: (ex.text_pair, data.label_names[ex.label]) for ex in all_examples(data)}
         assert got == expected
-        assert data.spec.family == "classification" and data.spec.reader == "custom"
+        assert data.spec.family == "custom" and data.spec.reader == "custom"
     # The three formats give the same examples in the same splits.
     assert loaded[0].train == loaded[1].train == loaded[2].train
     # custom_task and the "custom:" name are the same spec.
@@ -508,7 +509,7 @@ def test_meta_features(tmp_path):
     data = load_task(f"custom:{path}")
     meta = data.meta_features()
     mean = sum(len(ex.text) for ex in data.train) / 36
-    assert meta == {"family": 0.0, "train_size": 36.0, "num_labels": 4.0, "mean_chars": pytest.approx(mean)}
+    assert meta == {"family": -1.0, "train_size": 36.0, "num_labels": 4.0, "mean_chars": pytest.approx(mean)}
 
 
 # -- bad input ----------------------------------------------------------------------
@@ -618,10 +619,32 @@ def test_label_missing_from_training_is_an_error(tmp_path):
 
 
 def test_task_table_specs():
-    assert set(TASKS) == {"unfair_tos", "overruling", "contract_nli", "scotus", "jec_qa", "cjrc"}
+    founding = {"unfair_tos", "overruling", "contract_nli", "scotus", "jec_qa", "cjrc"}
+    suite = {t for t in TASKS if t.startswith(("cuad_", "diversity_"))}
+    assert set(TASKS) == founding | suite and len(suite) == 27
+    assert {TASKS[t].family for t in suite} == {"contract_clauses", "jurisdiction"}
+    assert len([t for t in TASKS.values() if t.language == "en"]) == 31
+    assert {spec.family for spec in TASKS.values()} == set(FAMILIES)
     for spec in TASKS.values():
         assert spec.files and spec.metric in ("macro_f1", "accuracy")
     with pytest.raises(ValueError, match="family"):
         dataclasses.replace(TASKS["scotus"], family="regression")
     with pytest.raises(ValueError, match="metric"):
         dataclasses.replace(TASKS["scotus"], metric="f1")
+
+
+def test_diversity_tasks_never_read_the_two_halves_of_their_answer(tmp_path):
+    # parties_are_diverse and aic_is_met together are the label: a marker in them must
+    # reach no example, and the label must come from the label column alone
+    (tmp_path / "legalbench").mkdir()
+    rows = ["text\tlabel\tparties_are_diverse\taic_is_met"]
+    for i in range(30):
+        label = "Yes" if i % 3 == 0 else "No"
+        rows.append(f"Ann is from Ohio, case {i}.\t{label}\tLEAK_DIVERSE_{label}\tLEAK_AIC_{label}")
+    for level in range(1, 6):
+        (tmp_path / "legalbench" / f"diversity_{level}.tsv").write_text("\n".join(rows) + "\n")
+        data = load_task(f"diversity_{level}", tmp_path)
+        examples = data.train + data.dev + data.test
+        assert len(examples) == 30 and data.label_names == ("No", "Yes")
+        assert not any("LEAK" in ex.text or "LEAK" in (ex.text_pair or "") for ex in examples)
+        assert Counter(data.label_names[ex.label] for ex in examples) == {"No": 20, "Yes": 10}

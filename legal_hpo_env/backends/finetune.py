@@ -99,7 +99,11 @@ class FinetuneBackend(Backend):
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         encoded = encode_task(task, self.model_name, fidelity.max_length)
         keep = task.train_subset(fidelity.max_train)
-        train = {k: [v[i] for i in keep] for k, v in encoded["train"].items()}
+        dev_keep, test_keep = task.subset("dev", fidelity.max_eval), task.subset("test", fidelity.max_eval)
+        train, dev_inputs, test_inputs = (
+            {k: [v[i] for i in ix] for k, v in encoded[split].items()}
+            for split, ix in (("train", keep), ("dev", dev_keep), ("test", test_keep))
+        )
         train_labels = [task.train[i].label for i in keep]
         generator = seed_everything(seed)
         try:
@@ -114,21 +118,21 @@ class FinetuneBackend(Backend):
         lengths = [len(x) for x in train["input_ids"]]
         steps_per_epoch = -(-len(keep) // config.batch_size)
         bar = tqdm(total=steps_per_epoch * config.epochs, desc=f"{task.name} finetune", disable=not progress, leave=False)
-        dev_labels = [ex.label for ex in task.dev]
+        dev_labels = [task.dev[i].label for i in dev_keep]
 
         def step_loss(batch: list[int]) -> torch.Tensor:
             with _autocast(self.device):
                 logits = model(**collate(train, batch, pad_id, self.device)).logits
             return loss_fn(logits.float(), labels[batch])
 
-        test_labels = [ex.label for ex in task.test]
+        test_labels = [task.test[i].label for i in test_keep]
         dev_history: list[dict[str, float]] = []
         test_history: list[dict[str, float]] = []
 
         def dev_score() -> float:
-            dev_history.append(scores(dev_labels, predict(model, encoded["dev"], pad_id, self.device)))
+            dev_history.append(scores(dev_labels, predict(model, dev_inputs, pad_id, self.device)))
             if self.test_each_epoch:
-                test_history.append(scores(test_labels, predict(model, encoded["test"], pad_id, self.device)))
+                test_history.append(scores(test_labels, predict(model, test_inputs, pad_id, self.device)))
             return dev_history[-1][task.spec.metric]
 
         report = train_epochs(
@@ -145,7 +149,7 @@ class FinetuneBackend(Backend):
         if report.dev_curve and not test_history and not report.diverged:
             model.load_state_dict(report.best_state)
             model.eval()
-            test = scores(test_labels, predict(model, encoded["test"], pad_id, self.device))
+            test = scores(test_labels, predict(model, test_inputs, pad_id, self.device))
         return build_result(
             self,
             task,
@@ -157,5 +161,5 @@ class FinetuneBackend(Backend):
             test_history=test_history,
             test=test,
             seconds=time.perf_counter() - start,
-            n_train=len(keep),
+            sizes={"train": len(keep), "dev": len(dev_keep), "test": len(test_keep)},
         )

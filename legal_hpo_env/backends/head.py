@@ -114,9 +114,10 @@ class HeadBackend(Backend):
         # head and full fine-tuning (raw pooled features are small and anisotropic).
         mean = features["train"][keep].mean(0)
         std = features["train"][keep].std(0) + 1e-6
+        dev_keep, test_keep = task.subset("dev", fidelity.max_eval), task.subset("test", fidelity.max_eval)
         x_train, x_dev, x_test = (
             torch.from_numpy((x - mean) / std).to(self.device)
-            for x in (features["train"][keep], features["dev"], features["test"])
+            for x in (features["train"][keep], features["dev"][dev_keep], features["test"][test_keep])
         )
         y_train = torch.tensor([task.train[i].label for i in keep], device=self.device)
         generator = seed_everything(seed)
@@ -127,8 +128,8 @@ class HeadBackend(Backend):
         loss_fn = torch.nn.CrossEntropyLoss(weight=None if weights is None else weights.to(self.device))
         n = len(keep)
         steps_per_epoch = -(-n // config.batch_size)
-        dev_labels = [ex.label for ex in task.dev]
-        test_labels = [ex.label for ex in task.test]
+        dev_labels = [task.dev[i].label for i in dev_keep]
+        test_labels = [task.test[i].label for i in test_keep]
         dev_history: list[dict[str, float]] = []
         test_history: list[dict[str, float]] = []  # test is cheap here: scored every epoch
 
@@ -156,5 +157,5 @@ class HeadBackend(Backend):
             dev_history=dev_history,
             test_history=test_history,
             seconds=time.perf_counter() - start,
-            n_train=n,
+            sizes={"train": n, "dev": len(dev_keep), "test": len(test_keep)},
         )

@@ -16,10 +16,14 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import statistics
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
+
+try:
+    from importlib.resources.abc import Traversable
+except ImportError:  # Python 3.10
+    from importlib.abc import Traversable
 
 from legal_hpo_env.backends.base import DIVERGED_SCORE, TrialResult
 from legal_hpo_env.backends.table import TableBackend
@@ -62,10 +66,12 @@ def _rounded(values: list[float]) -> list[float]:
     return [round(float(v), 5) for v in values]
 
 
-def read_table(path: str | os.PathLike) -> dict[str, Any]:
+def read_table(path: str | os.PathLike | Traversable) -> dict[str, Any]:
+    """A recorded table's content (plain JSON: reading one runs no code)."""
     try:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            table = json.load(f)
+        with (path.open("rb") if isinstance(path, Traversable) else open(path, "rb")) as raw:
+            with gzip.open(raw, "rt", encoding="utf-8") as f:
+                table = json.load(f)
     except (OSError, json.JSONDecodeError, EOFError) as e:
         raise ValueError(f"{path} is not a readable recorded table ({e}).") from e
     if table.get("format") != TABLE_FORMAT:
@@ -125,7 +131,8 @@ def _expand(task: str, entry: dict[str, Any], metadata: dict[str, Any]) -> list[
                     seconds=row[col["seconds"]] * min(epochs, max(finished, 1)) / max(finished, 1),
                     sizes=entry["sizes"],
                     data_hash=entry["data_hash"],
-                    code_version=f"recorded-{metadata.get('fidelity')}-v{metadata.get('version')}",
+                    # the backend that recorded the run (tables before this field: version 1)
+                    code_version=metadata.get("code_version", f"{metadata.get('fidelity')}.1"),
                     extra={"task_meta": entry["task_meta"], "recorded_epochs": recorded_epochs},
                 )
             )
@@ -139,49 +146,22 @@ class RecordedBackend(TableBackend):
         fidelity: which packaged table, ``"head"`` or ``"finetune"``.
         version: table version; ``None`` for the newest packaged one.
         path: a table file instead of a packaged one.
-        model: must be ``None``: a table replays the model it was recorded with.
-        device: ignored (nothing is computed).
     """
 
     name = "recorded"
     version = 1
 
-    def __init__(
-        self,
-        fidelity: str = "head",
-        version: int | None = None,
-        path: str | os.PathLike | None = None,
-        model: str | None = None,
-        device: str | None = None,
-    ) -> None:
-        if model is not None:
-            raise ValueError(
-                f"model={model!r}: recorded tables replay the model they were recorded with; "
-                "use backend='head' or 'finetune' to train another model."
-            )
+    def __init__(self, fidelity: str = "head", version: int | None = None, path: str | os.PathLike | None = None) -> None:
+        source: Any = path
         if path is None:
             tables = available_tables()
             if fidelity not in tables:
-                raise ValueError(f"no recorded {fidelity!r} table is packaged: recorded fidelities are {sorted(tables)}.")
+                raise ValueError(f"no recorded {fidelity!r} table is packaged: recorded tables are {sorted(tables)}.")
             if version is not None and version not in tables[fidelity]:
                 raise ValueError(f"no version {version} of the {fidelity!r} table: versions are {tables[fidelity]}.")
             version = version or tables[fidelity][-1]
-            path = resources.files("legal_hpo_env") / "recorded" / f"{fidelity}-v{version}.json.gz"
-        table = read_table(path)
+            source = resources.files("legal_hpo_env") / "recorded" / f"{fidelity}-v{version}.json.gz"
+        table = read_table(source)
         self.metadata: dict[str, Any] = {**table["metadata"], "fidelity": fidelity, "version": table["version"]}
         results = [r for task, entry in table["tasks"].items() for r in _expand(task, entry, self.metadata)]
         super().__init__(results, meta={task: entry["task_meta"] for task, entry in table["tasks"].items()})
-        self._landscapes = {task: _landscape(self.scores(task)) for task in self.tasks}
-
-    def landscape(self, task: str) -> dict[str, float]:
-        """Best, median and worst mean-over-seeds dev score over the recorded grid."""
-        return self._landscapes[self._check(task)]
-
-    def regret(self, task: str, score: float) -> float:
-        """Normalised regret (best - score) / (best - worst), in [0, 1] for recorded scores."""
-        land = self.landscape(task)
-        return (land["best"] - score) / max(1e-12, land["best"] - land["worst"])
-
-
-def _landscape(scores: list[float]) -> dict[str, float]:
-    return {"best": max(scores), "median": statistics.median(scores), "worst": min(scores)}

@@ -8,12 +8,13 @@ recorded seeds is returned, so training noise is replayed too.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Iterable
 
-from legal_hpo_env.backends.base import Backend, Fidelity, TrialResult
-from legal_hpo_env.space import SPACE, HyperParams, SearchSpace
-from legal_hpo_env.tasks import FAMILIES, TASKS, TaskData
+from legal_hpo_env.backends.base import Fidelity, ReplayBackend, TrialResult
+from legal_hpo_env.space import SPACE, HyperParams
+from legal_hpo_env.tasks.specs import FAMILIES, TASKS
 
 __all__ = ["TableBackend", "MissingTrialError"]
 
@@ -31,16 +32,16 @@ def _config_key(config: HyperParams | dict) -> tuple:
     return tuple(config[name] for name in SPACE.names)
 
 
-class TableBackend(Backend):
+class TableBackend(ReplayBackend):
     """Look results up in a table of finished trials.
 
     Args:
         results: the finished trials (any tasks; several seeds per configuration).
+        meta: task descriptors per task; by default what the results tell.
     """
 
     name = "table"
     version = 1
-    replays = True
 
     def __init__(self, results: Iterable[TrialResult], meta: dict[str, dict[str, float]] | None = None) -> None:
         self._meta = dict(meta or {})
@@ -52,26 +53,35 @@ class TableBackend(Backend):
                       for task, per_task in grouped.items()}
         if not self._runs:
             raise ValueError("a table backend needs at least one trial result.")
+        self._configs = {task: [HyperParams(**dict(zip(SPACE.names, key))) for key in per_task]
+                         for task, per_task in self._runs.items()}
+        fidelities = {json.dumps(r.fidelity, sort_keys=True) for per_task in self._runs.values()
+                      for runs in per_task.values() for r in runs}
+        self._fidelity = Fidelity(**json.loads(fidelities.pop())) if len(fidelities) == 1 else None
+
+    @property
+    def fidelity(self) -> Fidelity | None:
+        return self._fidelity
 
     @property
     def tasks(self) -> list[str]:
         return sorted(self._runs)
 
-    def space(self, task: str) -> SearchSpace:
-        """The sub-grid of configurations recorded for ``task``."""
-        return SPACE.restricted([HyperParams(**dict(zip(SPACE.names, k))) for k in self._runs[self._check(task)]])
+    def configurations(self, task: str) -> list[HyperParams]:
+        return list(self._configs[self._check(task)])
 
     def meta_features(self, task: str) -> dict[str, float]:
         """Task descriptors (family, training size, labels, mean input length): given at
         construction, else what the results tell (sizes) and the task table (family)."""
-        if task in self._meta:
-            return self._meta[task]
         first = next(iter(self._runs[self._check(task)].values()))[0]
-        if "task_meta" in first.extra:
-            return first.extra["task_meta"]
         spec = TASKS.get(task)
+        # The family comes from today's task table: a recorded index may predate a new family.
+        family = float(FAMILIES.index(spec.family)) if spec and spec.family in FAMILIES else -1.0
+        meta = self._meta.get(task) or first.extra.get("task_meta")
+        if meta:
+            return {**meta, "family": family}
         return {
-            "family": float(FAMILIES.index(spec.family)) if spec else 0.0,
+            "family": family,
             "train_size": float(first.sizes.get("train", 1000)),
             "num_labels": 2.0,
             "mean_chars": 200.0,
@@ -95,18 +105,6 @@ class TableBackend(Backend):
         """The number of seeds every recorded configuration has (the fewest over the table)."""
         return min(len(runs) for per_task in self._runs.values() for runs in per_task.values())
 
-    def mean_score(self, task: str, config: HyperParams) -> float:
-        """Mean dev score over the recorded seeds of ``config``."""
-        runs = self.runs(task, config)
-        return sum(r.dev_score for r in runs) / len(runs)
-
     def scores(self, task: str) -> list[float]:
         """Mean dev score over seeds of every recorded configuration of ``task``."""
         return [sum(r.dev_score for r in runs) / len(runs) for runs in self._runs[self._check(task)].values()]
-
-    def evaluate(
-        self, task: TaskData | str, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False
-    ) -> TrialResult:
-        name = task if isinstance(task, str) else task.name
-        runs = self.runs(name, config)
-        return runs[seed % len(runs)]

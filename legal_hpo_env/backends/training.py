@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
+from legal_hpo_env.backends.base import EpochReport
 from legal_hpo_env.space import HyperParams
 
 __all__ = [
@@ -95,17 +95,6 @@ def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_r
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-@dataclass
-class EpochReport:
-    dev_curve: list[float]
-    train_loss: list[float]
-    selected_epoch: int
-    diverged: bool
-    best_state: dict | None
-    #: seconds spent in optimisation steps alone (no evaluation), for throughput figures
-    train_seconds: float = 0.0
 
 
 def train_epochs(

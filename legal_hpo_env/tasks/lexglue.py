@@ -26,10 +26,10 @@ __all__ = ["LEXGLUE_CONFIGS", "lexglue_spec", "load_lexglue", "convert"]
 
 HUB_DATASET = "coastalnlp/lex_glue"
 LEXGLUE_CONFIGS = {
-    "unfair_tos": ("classification", "macro_f1"),
+    "unfair_tos": ("terms_of_service", "macro_f1"),
     "scotus": ("judgment", "macro_f1"),
-    "ledgar": ("classification", "macro_f1"),
-    "case_hold": ("qa", "macro_f1"),
+    "ledgar": ("contract_clauses", "macro_f1"),
+    "case_hold": ("case_law", "macro_f1"),
 }
 _SPLITS = (("train", "train"), ("dev", "validation"), ("test", "test"))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from legal_hpo_env.tasks.lexglue import LEXGLUE_CONFIGS, lexglue_spec, load_lexglue
 from legal_hpo_env.tasks.readers import READERS, DataError, Example
-from legal_hpo_env.tasks.specs import FAMILIES, TASKS, TaskSpec
+from legal_hpo_env.tasks.specs import CUSTOM_FAMILY, FAMILIES, TASKS, TaskSpec
 
 __all__ = [
     "TaskData",
@@ -86,16 +86,22 @@ class TaskData:
     def train_subset(self, max_train: int | None) -> list[int]:
         """Sorted indices of the training examples kept at a training-set-size cap: every
         class keeps at least one example, the rest in proportion, from a fixed seed."""
-        n = len(self.train)
-        if max_train is None or max_train >= n:
+        return self.subset("train", max_train)
+
+    def subset(self, split: str, cap: int | None) -> list[int]:
+        """Sorted indices of the examples of ``split`` kept at a cap (stratified by label,
+        deterministic): the training-set-size and evaluation-size fidelities."""
+        examples = {"train": self.train, "dev": self.dev, "test": self.test}[split]
+        n = len(examples)
+        if cap is None or cap >= n:
             return list(range(n))
-        if max_train < self.num_labels:
-            raise ValueError(f"max_train={max_train} is smaller than the number of labels ({self.num_labels}).")
         by_label: dict[int, list[int]] = defaultdict(list)
-        for i, ex in enumerate(self.train):
+        for i, ex in enumerate(examples):
             by_label[ex.label].append(i)
-        quotas = {y: max(1, len(ix) * max_train // n) for y, ix in by_label.items()}
-        while sum(quotas.values()) > max_train:
+        if cap < len(by_label):
+            raise ValueError(f"a cap of {cap} {split} examples is smaller than the number of labels ({len(by_label)}).")
+        quotas = {y: max(1, len(ix) * cap // n) for y, ix in by_label.items()}
+        while sum(quotas.values()) > cap:
             quotas[max(quotas, key=lambda k: quotas[k])] -= 1
         rng = random.Random(SPLIT_SEED)
         keep: list[int] = []
@@ -106,14 +112,14 @@ class TaskData:
         kept = set(keep)
         rest = [i for i in range(n) if i not in kept]
         rng.shuffle(rest)
-        keep.extend(rest[: max_train - len(keep)])
+        keep.extend(rest[: cap - len(keep)])
         return sorted(keep)
 
     def meta_features(self) -> dict[str, float]:
         """Task descriptors an agent may see (family, size, labels, input length)."""
         lengths = [len(ex.text) + len(ex.text_pair or "") for ex in self.train]
         return {
-            "family": float(FAMILIES.index(self.spec.family)),
+            "family": float(FAMILIES.index(self.spec.family)) if self.spec.family in FAMILIES else -1.0,
             "train_size": float(len(self.train)),
             "num_labels": float(self.num_labels),
             "mean_chars": float(sum(lengths) / max(1, len(lengths))),
@@ -144,7 +150,7 @@ def custom_task(path: str | os.PathLike, name: str | None = None, metric: str = 
     p = Path(path).expanduser().resolve()
     return TaskSpec(
         name=name or f"custom:{p}",
-        family="classification",
+        family=CUSTOM_FAMILY,
         reader="custom",
         files=(str(p),),
         metric=metric,
