@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -154,7 +155,8 @@ def indices_to_action(space: SearchSpace, indices: Sequence[int]) -> np.ndarray:
 
 def config_to_action(config: HyperParams) -> np.ndarray:
     """The ``direct`` action (a point of ``[-1, 1]^k``) that decodes to ``config`` on every
-    backend. A configuration off the grid is first snapped to its nearest grid point."""
+    backend. A configuration off the grid is first snapped to its nearest grid point.
+    """
     unit = []
     for d, i in zip(SPACE.dimensions, SPACE.to_indices(config)):
         n = len(d.grid)

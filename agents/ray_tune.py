@@ -48,7 +48,8 @@ __all__ = ["RayTuneASHA", "asha_rungs"]
 
 def asha_rungs(epochs_grid: tuple[int, ...], reduction_factor: float) -> list[int]:
     """The epochs a trial is evaluated at: ASHA's milestones ``grace * eta**k`` below the
-    grid's largest epochs, each snapped up to the grid, then the largest epochs."""
+    grid's largest epochs, each snapped up to the grid, then the largest epochs.
+    """
     grid = sorted(epochs_grid)
     grace, top = grid[0], grid[-1]
     rungs = {top}

@@ -38,8 +38,9 @@ The API follows stable-baselines3 (``learn``, ``predict``, ``save``, ``load``):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -170,7 +171,7 @@ class Policy(nn.Module):
         width = max(self.nvec)
         chunks = [nn.functional.pad(c, (0, width - c.shape[-1]), value=-1e9) for c in logits.split(self.nvec, -1)]
         log_probs = torch.log_softmax(torch.stack(chunks, dim=-2), dim=-1)
-        return log_probs, self.valid
+        return log_probs, self.get_buffer("valid")
 
     def _gaussian(self, obs: torch.Tensor) -> torch.distributions.Normal:
         return torch.distributions.Normal(self.head(self.body(obs)), self.log_std.exp())
@@ -195,7 +196,8 @@ class Policy(nn.Module):
 
     def log_prob_and_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``log πθ(a | s)`` and the entropy of ``πθ(· | s)``, summed over action dimensions
-        (the dimensions are independent given s: a factorised distribution)."""
+        (the dimensions are independent given s: a factorised distribution).
+        """
         if self.kind == "box":
             dist = self._gaussian(obs)
             return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1)
@@ -289,15 +291,19 @@ class REINFORCE:
 
     def _play_episode(self) -> dict[str, Any]:
         """Sample one episode with the current policy; keep what the gradient needs."""
-        obs, _ = self.env.reset(seed=self._reset_seed)
+        if self.env is None:
+            raise RuntimeError("this agent has no env to play: give one to REINFORCE(...) or REINFORCE.load(..., env=env).")
+        env = self.env
+        obs, _ = env.reset(seed=self._reset_seed)
         self._reset_seed = None  # later resets continue the env's own RNG stream
         observations, actions, rewards = [], [], []
-        done, info = False, {}
+        done = False
+        info: dict[str, Any] = {}
         while not done:
             obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(1, -1)
             with torch.no_grad():
                 action = self.policy.sample(obs_t, self._rng)[0]
-            obs, reward, terminated, truncated, info = self.env.step(self._to_env(action))
+            obs, reward, terminated, truncated, info = env.step(self._to_env(action))
             observations.append(obs_t[0])
             actions.append(action)
             rewards.append(float(reward))

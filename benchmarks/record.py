@@ -84,7 +84,8 @@ def fidelity_of(spec: dict):
 
 def jobs(spec: dict, tasks: list[str], sample: int | None, seed: int = 0) -> list[tuple[str, dict, int]]:
     """Every (task, configuration, seed) to record, configuration-major in a fixed shuffled
-    order: an interrupted recording has covered every task and the whole grid evenly."""
+    order: an interrupted recording has covered every task and the whole grid evenly.
+    """
     configs = grid_configs(spec)
     random.Random(seed).shuffle(configs)
     if sample:
@@ -122,7 +123,8 @@ def _init_worker(threads: int) -> None:
 
 def runs_file(fidelity: str) -> Path:
     """The compact copy of a recording's finished runs kept under version control, from
-    which a fresh clone resumes (the SQLite store itself is not committed)."""
+    which a fresh clone resumes (the SQLite store itself is not committed).
+    """
     return RESULTS / f"record-{fidelity}-runs.jsonl.gz"
 
 
@@ -166,7 +168,8 @@ def record(fidelity: str, tasks: list[str], store: str, workers: int, sample: in
 
 def check(runs: list[tuple]) -> dict[str, dict[str, float]]:
     """Per task: best / median / worst mean dev score and the seed noise (mean standard
-    deviation over seeds of one configuration)."""
+    deviation over seeds of one configuration).
+    """
     by_task: dict[str, dict[tuple, list[float]]] = {}
     for task, config, seed, score in runs:
         by_task.setdefault(task, {}).setdefault(tuple(sorted(config.items())), []).append(score)

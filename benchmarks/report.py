@@ -7,7 +7,6 @@ benchmarks/results/, so that every figure shown comes from a results file.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS
@@ -102,7 +101,8 @@ def env_speed() -> list[str]:
 
 def recording(fidelity: str) -> list[str]:
     """The landscape of a packaged table, by the env's own definition (every configuration
-    an agent can reach, shorter epochs read from the curves), with the recording's seed noise."""
+    an agent can reach, shorter epochs read from the curves), with the recording's seed noise.
+    """
     from legal_hpo_env.backends.recorded import RecordedBackend, available_tables
 
     data = _load(f"record-{fidelity}")

@@ -6,11 +6,14 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+import gymnasium as gym
 
 from legal_hpo_env.jsonable import finite_json
-from legal_hpo_env.space import SPACE, HyperParams, HyperParamError
+from legal_hpo_env.space import SPACE, HyperParamError, HyperParams
 
 __all__ = ["main"]
 
@@ -90,7 +93,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
     rows = []
     for name, spec in TASKS.items():
-        row = {"task": name, "family": spec.family, "metric": spec.metric, "language": spec.language,
+        row: dict[str, Any] = {"task": name, "family": spec.family, "metric": spec.metric, "language": spec.language,
                "licence": spec.licence}
         try:
             data = load_task(name, args.data_dir)
@@ -149,7 +152,8 @@ def _ray_options(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def _env_kwargs(args: argparse.Namespace, task: Any) -> dict[str, Any]:
     """Every agent plays ``direct`` actions: baselines choose whole configurations, and the
-    RL agents learn a search distribution over them (the setting they learn best in)."""
+    RL agents learn a search distribution over them (the setting they learn best in).
+    """
     kwargs = {"task": task, "backend": args.backend, "budget": args.budget, "action_mode": "direct"}
     ray = _ray_options(args)
     if args.backend == "recorded":
@@ -163,7 +167,7 @@ def _env_kwargs(args: argparse.Namespace, task: Any) -> dict[str, Any]:
 
 #: REINFORCE settings for tuning episodes: no discount (each trial's score is its own
 #: reward) and a batch of 4 episodes per update.
-REINFORCE_SETTINGS = {"gamma": 0.0, "learning_rate": 1e-2, "episodes_per_update": 4}
+REINFORCE_SETTINGS: dict[str, Any] = {"gamma": 0.0, "learning_rate": 1e-2, "episodes_per_update": 4}
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
@@ -183,9 +187,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         searcher = PolicySearcher(_load_or_train(args, env), name=args.agent, deterministic=False)
     from tqdm.auto import tqdm
 
-    env = _ProgressWrapper(env, tqdm(total=args.budget, desc=f"tuning {args.task}", file=sys.stderr))
-    run = searcher.run(env, seed=args.seed)
-    final = env.last_info
+    tracked = _ProgressWrapper(env, tqdm(total=args.budget, desc=f"tuning {args.task}", file=sys.stderr))
+    run = searcher.run(tracked, seed=args.seed)
+    final = tracked.last_info
     report = {**run.to_dict(), "agent": args.agent, "backend": args.backend, "budget": args.budget,
               "regret": final.get("regret"), "regret_to_median": final.get("regret_to_median"),
               "wall_seconds": time.perf_counter() - start}
@@ -220,6 +224,7 @@ def _cmd_train_agent(args: argparse.Namespace) -> int:
     import legal_hpo_env  # noqa: F401
 
     task = args.task if len(args.task) > 1 else args.task[0]
+    agent: Any
     if args.agent == "reinforce":
         from agents.reinforce import REINFORCE
 
@@ -234,24 +239,21 @@ def _cmd_train_agent(args: argparse.Namespace) -> int:
     return 0
 
 
-class _ProgressWrapper:
-    """Advances a progress bar on every trial and keeps the last info; everything else
-    passes through."""
+class _ProgressWrapper(gym.Wrapper):
+    """Advances a progress bar on every trial and keeps the last info."""
 
-    def __init__(self, env: Any, bar: Any) -> None:
-        self._env, self._bar = env, bar
+    def __init__(self, env: gym.Env, bar: Any) -> None:
+        super().__init__(env)
+        self._bar = bar
         self.last_info: dict[str, Any] = {}
 
-    def step(self, action: Any):
-        out = self._env.step(action)
+    def step(self, action: Any) -> Any:
+        out = self.env.step(action)
         self.last_info = out[4]
         self._bar.update(1)
         if out[2] or out[3]:
             self._bar.close()
         return out
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._env, name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numbers
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from legal_hpo_env.backends.base import Backend, Fidelity, ReplayBackend
 from legal_hpo_env.rewards import REWARDS
@@ -102,7 +103,7 @@ class EnvConfig:
         for name in ("cost_penalty", "diverged_penalty"):
             value = getattr(self, name)
             # numpy floats included; bounded, so that penalty x seconds stays a finite reward
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= MAX_PENALTY:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= MAX_PENALTY:
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0 (at most {MAX_PENALTY:g}).")
             set_(name, float(value))
         if self.trial_seeds is not None and (not _is_int(self.trial_seeds) or not 1 <= self.trial_seeds <= 2**32):

@@ -198,7 +198,8 @@ class LegalHPOEnv(gym.Env):
 
     def _shared_space(self) -> SearchSpace:
         """The grid agents move on: the full space, or the recorded sub-grid of a replaying
-        backend (the same for every task of the env, so that one policy fits all)."""
+        backend (the same for every task of the env, so that one policy fits all).
+        """
         first = next(iter(self._objectives.values()))
         if not first.replays:
             return SPACE
@@ -405,5 +406,5 @@ def _checked_action(action: Any, space: spaces.Space) -> np.ndarray | None:
     if isinstance(space, spaces.MultiDiscrete):  # a handful of values: Python beats numpy's reductions
         ok = arr.shape == space.shape and all(0 <= a < n for a, n in zip(arr.tolist(), space.nvec.tolist()))
     else:  # Discrete: a scalar, as gymnasium's Discrete.contains wants it
-        ok = arr.shape == () and 0 <= int(arr) < int(space.n)
+        ok = arr.shape == () and 0 <= int(arr) < int(space.n)  # type: ignore[attr-defined]
     return arr.astype(np.int64) if ok else None

@@ -9,7 +9,8 @@ executor is :class:`legal_hpo_env.distributed.RayExecutor`.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from legal_hpo_env.backends.base import TrialResult
@@ -43,6 +44,7 @@ class LocalExecutor(Executor):
         self, objective: Objective, trials: Sequence[tuple[HyperParams, int]], *, progress: bool = False
     ) -> list[TrialResult]:
         backend, data = objective.live_backend, objective.data
+        assert data is not None  # a live objective holds its task's data
         return [backend.evaluate(data, config, objective.fidelity, seed, progress=progress) for config, seed in trials]
 
     def __repr__(self) -> str:

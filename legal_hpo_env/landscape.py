@@ -7,8 +7,8 @@ replay backends and the evaluation protocol all call :meth:`Landscape.regret`.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 __all__ = ["Landscape", "normalised_regret"]
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import numbers
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from legal_hpo_env.backends import Fidelity, TrialResult, make_backend
 from legal_hpo_env.backends.base import AnyBackend, Backend, ReplayBackend
@@ -39,7 +40,7 @@ MAX_SEED = 2**63 - 1
 
 def check_seed(seed: Any) -> int:
     """``seed`` as a native int, or a ValueError naming it and the valid range."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= MAX_SEED:
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63 - 1].")
     return int(seed)  # numpy ints do not serialise
 

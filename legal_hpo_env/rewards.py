@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from legal_hpo_env.landscape import Landscape
@@ -17,7 +18,8 @@ def score_reward(score: float, best_before: float) -> float:
 
 def improvement_reward(score: float, best_before: float) -> float:
     """Gain of the best score so far. An episode's return is then the best score found
-    (``best_before`` starts at 0), the quantity an HPO user cares about."""
+    (``best_before`` starts at 0), the quantity an HPO user cares about.
+    """
     return max(0.0, score - best_before)
 
 
@@ -25,7 +27,8 @@ def regret_reward(score: float, best_before: float, *, landscape: Landscape) -> 
     """Minus the normalised regret of the incumbent after this trial,
     ``-landscape.regret(max(best_before, score))``, clipped at 0 regret (a lucky seed can
     beat the best mean). The return is minus the area under the regret curve: an agent is
-    paid for finding good configurations early."""
+    paid for finding good configurations early.
+    """
     return -max(0.0, landscape.regret(max(best_before, score)))
 
 
@@ -46,7 +49,8 @@ def shaped_reward(
 ) -> float:
     """The reward of one step: ``REWARDS[kind]``, or ``-diverged_penalty`` for a diverged
     trial, minus ``cost_penalty`` per compute second. ``landscape`` (the task's recorded
-    best and worst) is needed by ``regret``."""
+    best and worst) is needed by ``regret``.
+    """
     if kind == "regret":
         if landscape is None:
             raise ValueError("reward='regret' needs a replayed task (backend='recorded'), whose optimum is known.")

@@ -13,8 +13,9 @@ import functools
 import itertools
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["HyperParams", "Dimension", "SearchSpace", "SPACE", "DEFAULT_RECIPE", "HyperParamError"]
 
@@ -72,6 +73,7 @@ class Dimension:
             if value not in self.grid:
                 raise HyperParamError(f"{self.name}={value!r} is not valid: choose one of {list(self.grid)}.")
             return
+        assert self.low is not None and self.high is not None  # numeric: both bounds set
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise HyperParamError(f"{self.name}={value!r} must be a number in [{self.low:g}, {self.high:g}].")
         if not math.isfinite(float(value)) or not (self.low <= value <= self.high):
@@ -166,7 +168,7 @@ def _as_int(name: str, value: Any) -> int:
     if isinstance(value, numbers.Integral):
         return int(value)
     if math.isfinite(float(value)) and float(value).is_integer():
-        return int(value)
+        return int(float(value))
     raise HyperParamError(f"{name}={value!r} must be a whole number in {_valid_range(name)}.")
 
 

@@ -15,8 +15,9 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from legal_hpo_env.backends.base import TrialResult
 
@@ -55,7 +56,8 @@ def trial_key(
 
 def _damage(path: Path) -> str | None:
     """Why a file cannot be a whole SQLite database, judged from its size and header, or
-    ``None`` (a whole-looking database, an empty or missing file)."""
+    ``None`` (a whole-looking database, an empty or missing file).
+    """
     try:
         with open(path, "rb") as f:
             header = f.read(100)
@@ -274,7 +276,8 @@ class TrialStore:
     def export_jsonl(self, path: str | os.PathLike, backend: str | None = None) -> int:
         """Write the stored trials (optionally of one backend) as gzipped JSON lines
         ``{"key": ..., "result": ...}``, atomically; return how many. A compact, portable
-        copy of a store: another machine resumes from it with :meth:`import_jsonl`."""
+        copy of a store: another machine resumes from it with :meth:`import_jsonl`.
+        """
         path = Path(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         count = 0
@@ -289,7 +292,8 @@ class TrialStore:
 
     def import_jsonl(self, path: str | os.PathLike) -> int:
         """Add the trials of a file written by :meth:`export_jsonl` (those already stored
-        are kept as they are); return how many were read."""
+        are kept as they are); return how many were read.
+        """
         count = 0
         try:
             with gzip.open(path, "rt", encoding="utf-8") as f:

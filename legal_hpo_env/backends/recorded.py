@@ -16,9 +16,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 try:
     from importlib.resources.abc import Traversable

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from legal_hpo_env.backends.base import Fidelity, ReplayBackend, TrialResult
 from legal_hpo_env.space import SPACE, HyperParams
@@ -72,7 +72,8 @@ class TableBackend(ReplayBackend):
 
     def meta_features(self, task: str) -> dict[str, float]:
         """Task descriptors (family, training size, labels, mean input length): given at
-        construction, else what the results tell (sizes) and the task table (family)."""
+        construction, else what the results tell (sizes) and the task table (family).
+        """
         first = next(iter(self._runs[self._check(task)].values()))[0]
         spec = TASKS.get(task)
         # The family comes from today's task table: a recorded index may predate a new family.

@@ -1,12 +1,13 @@
 """Torch pieces shared by the live backends: seeding, batching, optimiser, schedule,
-loss weights and the epoch loop with divergence detection."""
+loss weights and the epoch loop with divergence detection.
+"""
 
 from __future__ import annotations
 
 import math
 import random
 import time
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ def length_grouped_batches(
     """
     order = torch.randperm(len(lengths), generator=generator).tolist()
     mega = group * batch_size
-    batches = []
+    batches: list[list[int]] = []
     for start in range(0, len(order), mega):
         chunk = sorted(order[start : start + mega], key=lambda i: -lengths[i])
         batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
@@ -61,7 +62,8 @@ def length_grouped_batches(
 
 def class_weights(labels: Sequence[int], num_labels: int, mode: str) -> torch.Tensor | None:
     """``None`` for plain cross-entropy, or scikit-learn's ``balanced`` weights
-    n / (k * count), with k the number of classes present in training."""
+    n / (k * count), with k the number of classes present in training.
+    """
     if mode == "none":
         return None
     counts = np.bincount(np.asarray(labels), minlength=num_labels).astype(np.float64)
@@ -73,7 +75,8 @@ def class_weights(labels: Sequence[int], num_labels: int, mode: str) -> torch.Te
 
 def make_optimizer(model: torch.nn.Module, config: HyperParams) -> torch.optim.Optimizer:
     """AdamW with decoupled weight decay on weights, none on biases and norms."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue

@@ -24,8 +24,9 @@ import math
 import os
 import socket
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from legal_hpo_env.backends import BACKENDS, Fidelity, TrialResult
 from legal_hpo_env.backends.base import failed_result
@@ -96,7 +97,8 @@ _WORKER_OBJECTIVE: dict[str, Objective] = {}
 
 def worker_objective(spec: Mapping[str, Any]) -> Objective:
     """The local :class:`Objective` a worker builds from a plain-data ``spec``, kept for the
-    next trial of the same spec so that the task is loaded once per worker process."""
+    next trial of the same spec so that the task is loaded once per worker process.
+    """
     from legal_hpo_env.objective import Objective
 
     key = json.dumps(dict(spec), sort_keys=True)
@@ -180,7 +182,8 @@ class RayExecutor(Executor):
 
     def spec(self, objective: Objective) -> dict[str, Any]:
         """The plain data a worker builds the objective from (absolute paths: a worker's
-        working directory is not this process's)."""
+        working directory is not this process's).
+        """
         model = objective.backend.model_name
         data_dir = objective.data_dir if objective.data_dir is not None else os.environ.get("LEGAL_HPO_DATA")
         return {

@@ -17,7 +17,8 @@ Conversions to single-label classification, stated because they change the task:
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from legal_hpo_env.tasks.readers import DataError, Example
 from legal_hpo_env.tasks.specs import TaskSpec

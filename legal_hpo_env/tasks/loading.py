@@ -45,7 +45,8 @@ class UnknownTaskError(KeyError, ValueError):
     """A task name that is in neither the task table nor a ``custom:`` path.
 
     A ``KeyError`` (a name missing from the task table) and a ``ValueError`` (an invalid
-    argument, like every other bad argument of the environment)."""
+    argument, like every other bad argument of the environment).
+    """
 
     def __str__(self) -> str:  # KeyError quotes its message; this one reads as a sentence
         return str(self.args[0])
@@ -76,7 +77,8 @@ class TaskData:
 
     def capped(self, max_train: int | None) -> TaskData:
         """The same task with a stratified, deterministic subset of at most ``max_train``
-        training examples (the training-set-size fidelity). Dev and test are unchanged."""
+        training examples (the training-set-size fidelity). Dev and test are unchanged.
+        """
         keep = self.train_subset(max_train)
         if len(keep) == len(self.train):
             return self
@@ -85,12 +87,14 @@ class TaskData:
 
     def train_subset(self, max_train: int | None) -> list[int]:
         """Sorted indices of the training examples kept at a training-set-size cap: every
-        class keeps at least one example, the rest in proportion, from a fixed seed."""
+        class keeps at least one example, the rest in proportion, from a fixed seed.
+        """
         return self.subset("train", max_train)
 
     def subset(self, split: str, cap: int | None) -> list[int]:
         """Sorted indices of the examples of ``split`` kept at a cap (stratified by label,
-        deterministic): the training-set-size and evaluation-size fidelities."""
+        deterministic): the training-set-size and evaluation-size fidelities.
+        """
         examples = {"train": self.train, "dev": self.dev, "test": self.test}[split]
         n = len(examples)
         if cap is None or cap >= n:
@@ -146,7 +150,8 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 def custom_task(path: str | os.PathLike, name: str | None = None, metric: str = "macro_f1") -> TaskSpec:
     """A task from your own CSV/TSV/JSONL file with columns ``text``, ``label`` and
-    optionally ``text_pair``. Equivalent to the task name ``custom:<path>``."""
+    optionally ``text_pair``. Equivalent to the task name ``custom:<path>``.
+    """
     p = Path(path).expanduser().resolve()
     return TaskSpec(
         name=name or f"custom:{p}",
@@ -208,7 +213,8 @@ def _split_units(units: dict[int, list[list[int]]], rng: random.Random) -> tuple
 
 def split_examples(examples: list[Example], group_split: bool) -> tuple[list[int], list[int], list[int]]:
     """Deterministic stratified split indices. Groups (documents, questions) never straddle
-    splits when ``group_split``; they are stratified by their majority label."""
+    splits when ``group_split``; they are stratified by their majority label.
+    """
     rng = random.Random(SPLIT_SEED)
     strata: dict[int, list[list[int]]] = defaultdict(list)
     if group_split:
@@ -229,7 +235,8 @@ def split_examples(examples: list[Example], group_split: bool) -> tuple[list[int
 def _load_cached(spec: TaskSpec, data_dir: str) -> TaskData:
     if spec.reader == "lexglue":  # official splits from the hub: nothing to read or split here
         names, splits, data_hash = load_lexglue(spec)
-        return TaskData(spec, tuple(names), *(tuple(splits[s]) for s in ("train", "dev", "test")), data_hash)
+        train, dev, test = (tuple(splits[s]) for s in ("train", "dev", "test"))
+        return TaskData(spec, tuple(names), train, dev, test, data_hash)
     root = Path(data_dir)
     paths = [root / rel for rel in spec.files]
     missing = [str(p) for p in paths if not p.is_file()]

@@ -14,9 +14,9 @@ import io
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from legal_hpo_env.tasks.specs import TaskSpec
 
