@@ -45,6 +45,10 @@ _LAZY = {
 
 __all__ = ["SEARCHERS", "make_searcher", *_LAZY]
 
+#: Which distribution this ``agents`` package belongs to: ``agents`` is a common top-level
+#: name, and ``legal-hpo`` checks that the one it imports is its own.
+DISTRIBUTION = "legal-hpo-env"
+
 
 def make_searcher(name: str, **kwargs: Any) -> Searcher:
     """Create the searcher called ``name`` (see :data:`SEARCHERS`) with its keyword arguments."""

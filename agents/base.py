@@ -1,5 +1,6 @@
-"""What every tuning agent shares: the record of one run, the searcher interface, and the
-one loop that plays an episode of ``LegalHPO-v0`` and records it.
+"""What every tuning agent shares: the record of one run, the searcher interface, and the episode loop.
+
+The one loop plays an episode of ``LegalHPO-v0`` and records it.
 
 A *searcher* chooses configurations; the environment evaluates them. Every searcher, a
 baseline or a trained policy, plays its episode through :func:`play_episode`, so that all
@@ -22,6 +23,7 @@ from legal_hpo_env.backends.base import DIVERGED_SCORE
 from legal_hpo_env.space import SPACE, HyperParams, SearchSpace
 
 __all__ = [
+    "PolicyFileError",
     "TuningRun",
     "Searcher",
     "play_episode",
@@ -29,6 +31,13 @@ __all__ = [
     "indices_to_action",
     "require_action_mode",
 ]
+
+
+class PolicyFileError(ValueError):
+    """A policy file that is missing, damaged, of another format, or made for other spaces.
+
+    Policy files hold weights and plain data only: loading one never runs code from it.
+    """
 
 
 @dataclass
@@ -138,8 +147,9 @@ def play_episode(
 
 
 def indices_to_action(space: SearchSpace, indices: Sequence[int]) -> np.ndarray:
-    """The ``direct`` action that the env decodes to the point at these indices of ``space``
-    (the grid the env moves on, :attr:`TaskView.space`).
+    """The ``direct`` action that the env decodes to the point at these indices of ``space``.
+
+    ``space`` is the grid the env moves on, :attr:`TaskView.space`.
 
     Direct actions are decoded on the full search space, so the point's value ``v`` of a
     dimension with full grid of ``n`` values at position ``i`` goes to ``u = 2 i / (n - 1) - 1``,
@@ -154,8 +164,9 @@ def indices_to_action(space: SearchSpace, indices: Sequence[int]) -> np.ndarray:
 
 
 def config_to_action(config: HyperParams) -> np.ndarray:
-    """The ``direct`` action (a point of ``[-1, 1]^k``) that decodes to ``config`` on every
-    backend. A configuration off the grid is first snapped to its nearest grid point.
+    """The ``direct`` action (a point of ``[-1, 1]^k``) that decodes to ``config`` on every backend.
+
+    A configuration off the grid is first snapped to its nearest grid point.
     """
     unit = []
     for d, i in zip(SPACE.dimensions, SPACE.to_indices(config)):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,7 @@ try:
 except ImportError as err:  # this module is the SB3 adapter; `import agents` does not need it
     raise ImportError(f"agents.ppo needs stable-baselines3 ({err}): pip install legal-hpo-env[sb3]") from err
 
-__all__ = ["make_ppo", "make_env_factory", "BestScoreCallback", "VEC_ENVS"]
+__all__ = ["make_ppo", "make_env_factory", "load_ppo", "BestScoreCallback", "VEC_ENVS"]
 
 #: ``vec_env=`` names of :func:`make_ppo`.
 VEC_ENVS = ("dummy", "subproc")
@@ -135,6 +136,66 @@ def make_ppo(
     }
     settings.update(ppo_kwargs)
     return PPO("MlpPolicy", venv, seed=seed, tensorboard_log=tensorboard_log, verbose=verbose, **settings)
+
+
+#: What a policy file may hold (an SB3 zip): the policy's weights are read, as tensors only.
+#: SB3's ``data`` entry (cloudpickled spaces, schedules, classes) and the optimizer's state
+#: are never read: unpickling them could run any code the file's author chose.
+POLICY_WEIGHTS = "policy.pth"
+
+
+def load_ppo(path: str | os.PathLike, env_kwargs: dict[str, Any] | None = None, **make_kwargs: Any) -> PPO:
+    """Load a PPO policy saved by ``model.save(path)`` without running code from the file.
+
+    ``legal-hpo train-agent --agent ppo`` saves such a file. ``PPO.load`` unpickles the
+    zip's ``data`` entry, which can hold arbitrary code. This reads only ``policy.pth``,
+    with ``torch.load(weights_only=True)`` (tensors, no code), rebuilds the network from
+    the weights' shapes on a fresh :func:`make_ppo` for ``env_kwargs``, and loads them
+    into it: a policy for other spaces is refused by name.
+
+    Args:
+        path: the ``.zip`` that ``model.save`` wrote.
+        env_kwargs: the env to act in (its spaces must be the policy's).
+        **make_kwargs: further arguments of :func:`make_ppo` (``n_envs``, ``seed``...).
+
+    Raises:
+        PolicyFileError: a missing, damaged or foreign file, or weights for other spaces.
+    """
+    import io
+    import zipfile
+
+    import torch
+
+    from agents.base import PolicyFileError
+
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise PolicyFileError(f"policy file {name!r} does not exist (or is not a file): check the path.")
+    try:
+        with zipfile.ZipFile(name) as archive:
+            if POLICY_WEIGHTS not in archive.namelist():
+                raise PolicyFileError(f"{name!r} holds no {POLICY_WEIGHTS}: it is not a PPO policy saved by SB3.")
+            state = torch.load(io.BytesIO(archive.read(POLICY_WEIGHTS)), map_location="cpu", weights_only=True)
+    except PolicyFileError:
+        raise
+    except Exception as e:  # not a zip, truncated, or a pickle that wants to run code: refused alike
+        raise PolicyFileError(
+            f"{name!r} is not a readable PPO policy ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]});"
+            " save one with `legal-hpo train-agent --agent ppo`."
+        ) from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PolicyFileError(f"{name!r}: {POLICY_WEIGHTS} is not a dict of tensors.")
+    first = state.get("mlp_extractor.policy_net.0.weight")
+    hidden = int(first.shape[0]) if first is not None else 64
+    model = make_ppo(env_kwargs, hidden=hidden, **make_kwargs)
+    try:
+        model.policy.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise PolicyFileError(
+            f"{name!r} was trained for other spaces or another network than this env's "
+            f"(observation {model.observation_space}, action {model.action_space}): {str(e).splitlines()[0]}"
+        ) from e
+    return model
 
 
 class BestScoreCallback(BaseCallback):

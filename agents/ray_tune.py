@@ -1,5 +1,4 @@
-"""Ray Tune with ASHA as a baseline searcher: the env's objective, grid and budget, epochs
-as the resource.
+"""Ray Tune with ASHA as a baseline searcher: the env's objective, grid and budget, epochs as the resource.
 
 Each Ray Tune trial samples a configuration of the env's grid (every hyperparameter but
 ``epochs``) and a training seed, then evaluates it at increasing epochs, the rungs of
@@ -47,8 +46,9 @@ __all__ = ["RayTuneASHA", "asha_rungs"]
 
 
 def asha_rungs(epochs_grid: tuple[int, ...], reduction_factor: float) -> list[int]:
-    """The epochs a trial is evaluated at: ASHA's milestones ``grace * eta**k`` below the
-    grid's largest epochs, each snapped up to the grid, then the largest epochs.
+    """The epochs a trial is evaluated at: ASHA's milestones, then the grid's largest epochs.
+
+    The milestones are ``grace * eta**k`` below the grid's largest epochs, each snapped up to the grid.
     """
     grid = sorted(epochs_grid)
     grace, top = grid[0], grid[-1]
@@ -119,7 +119,8 @@ class RayTuneASHA(Searcher):
         if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not math.isfinite(eta) or not eta > 1:
             raise ValueError(f"reduction_factor={reduction_factor!r} must be a number > 1.")
         concurrent = max_concurrent_trials
-        if concurrent is not None and (isinstance(concurrent, bool) or not isinstance(concurrent, int) or concurrent < 1):
+        if concurrent is not None and (isinstance(concurrent, bool) or not isinstance(concurrent, int)
+                                       or concurrent < 1):
             raise ValueError(f"max_concurrent_trials={max_concurrent_trials!r} must be an integer >= 1 (or None).")
         self.reduction_factor = float(reduction_factor)
         self.max_concurrent_trials = max_concurrent_trials
@@ -129,7 +130,8 @@ class RayTuneASHA(Searcher):
         self.storage_path = storage_path
 
     def __repr__(self) -> str:
-        return f"RayTuneASHA(reduction_factor={self.reduction_factor:g}, max_concurrent_trials={self.max_concurrent_trials})"
+        return (f"RayTuneASHA(reduction_factor={self.reduction_factor:g}, "
+                f"max_concurrent_trials={self.max_concurrent_trials})")
 
     def run(self, env: gym.Env, seed: int | None = None) -> TuningRun:
         from legal_hpo_env.distributed import check_resources, connect, import_ray
@@ -151,7 +153,8 @@ class RayTuneASHA(Searcher):
         check_resources(cpus, gpus)
 
         rungs = asha_rungs(tuple(space["epochs"].grid), self.reduction_factor)
-        param_space: dict[str, Any] = {d.name: tune.choice(list(d.grid)) for d in space.dimensions if d.name != "epochs"}
+        param_space: dict[str, Any] = {d.name: tune.choice(list(d.grid))
+                                       for d in space.dimensions if d.name != "epochs"}
         param_space["trial_seed"] = tune.randint(0, base.trial_seeds)
         scheduler = ASHAScheduler(
             time_attr="epochs", max_t=rungs[-1], grace_period=rungs[0], reduction_factor=self.reduction_factor

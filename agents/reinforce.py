@@ -48,7 +48,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from agents.base import Searcher, TuningRun, play_episode
+from agents.base import PolicyFileError, Searcher, TuningRun, play_episode
 
 __all__ = ["Args", "REINFORCE", "PolicySearcher", "returns_to_go", "time_step_baseline"]
 
@@ -195,8 +195,9 @@ class Policy(nn.Module):
         return torch.multinomial(flat, 1, generator=generator).reshape(log_probs.shape[:-1])
 
     def log_prob_and_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``log πθ(a | s)`` and the entropy of ``πθ(· | s)``, summed over action dimensions
-        (the dimensions are independent given s: a factorised distribution).
+        """``log πθ(a | s)`` and the entropy of ``πθ(· | s)``, summed over action dimensions.
+
+        The dimensions are independent given s: a factorised distribution.
         """
         if self.kind == "box":
             dist = self._gaussian(obs)
@@ -292,7 +293,9 @@ class REINFORCE:
     def _play_episode(self) -> dict[str, Any]:
         """Sample one episode with the current policy; keep what the gradient needs."""
         if self.env is None:
-            raise RuntimeError("this agent has no env to play: give one to REINFORCE(...) or REINFORCE.load(..., env=env).")
+            raise RuntimeError(
+                "this agent has no env to play: give one to REINFORCE(...) or REINFORCE.load(..., env=env)."
+            )
         env = self.env
         obs, _ = env.reset(seed=self._reset_seed)
         self._reset_seed = None  # later resets continue the env's own RNG stream
@@ -405,13 +408,24 @@ class REINFORCE:
 
         Without an env the agent can still :meth:`predict`.
         """
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        name = os.fspath(path)
+        if not os.path.isfile(name):
+            raise PolicyFileError(f"policy file {name!r} does not exist (or is not a file): check the path.")
+        try:
+            # weights_only: tensors and plain containers only, so loading a file runs no code
+            ckpt = torch.load(name, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated, empty, random bytes, a pickle with code in it: all refused
+            raise PolicyFileError(
+                f"{name!r} is not a readable REINFORCE policy "
+                f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
+                "save one with `legal-hpo train-agent --agent reinforce`."
+            ) from e
         if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{os.fspath(path)!r} is not a REINFORCE checkpoint of format {CHECKPOINT_FORMAT!r}.")
+            raise PolicyFileError(f"{name!r} is not a REINFORCE checkpoint of format {CHECKPOINT_FORMAT!r}.")
         if env is not None:
             obs_space = env.observation_space
             if obs_space.shape != (ckpt["obs_dim"],) or describe_action_space(env.action_space) != ckpt["action"]:
-                raise ValueError(
+                raise PolicyFileError(
                     f"the env's spaces ({obs_space}, {env.action_space}) differ from the saved agent's "
                     f"(observation ({ckpt['obs_dim']},), action {ckpt['action']})."
                 )
@@ -429,8 +443,10 @@ class REINFORCE:
 
 
 class PolicySearcher(Searcher):
-    """Play tuning episodes with a trained policy: this package's :class:`REINFORCE`, a
-    stable-baselines3 model, or any object with ``predict(obs, deterministic=...)``.
+    """Play tuning episodes with a trained policy.
+
+    The policy is this package's :class:`REINFORCE`, a stable-baselines3 model, or any object with
+    ``predict(obs, deterministic=...)``.
 
     Args:
         model: the trained policy.

@@ -53,6 +53,8 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write ``benchmarks/results/<name>.json`` with the environment attached."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(finite_json({"benchmark": name, "environment": environment(), **payload}), indent=2) + "\n")
+    path.write_text(
+        json.dumps(finite_json({"benchmark": name, "environment": environment(), **payload}), indent=2) + "\n"
+    )
     print(f"wrote {path}")
     return path

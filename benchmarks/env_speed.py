@@ -1,5 +1,6 @@
-"""Env steps per second of ``LegalHPO-v0`` (recorded backend) next to ``CartPole-v1``,
-both through ``gym.make`` with random actions, in one run, alternating.
+"""Env steps per second of ``LegalHPO-v0`` (recorded backend) next to ``CartPole-v1``.
+
+Both run through ``gym.make`` with random actions, in one run, alternating.
 
     python -m benchmarks.env_speed [--steps 20000] [--repeats 3]
 """

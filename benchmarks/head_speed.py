@@ -1,5 +1,6 @@
-"""Seconds per ``head`` trial once the encoder's features are cached, and the one-off
-cost of the feature pass, on each English task.
+"""Seconds per ``head`` trial once the encoder's features are cached, on each English task.
+
+Also the one-off cost of the feature pass.
 
     python -m benchmarks.head_speed [--trials 20]
 """
@@ -33,7 +34,8 @@ def main() -> None:
         start = time.perf_counter()
         encoder_features(task, None, 128, backend.device)
         feature_seconds = time.perf_counter() - start
-        configs = [SPACE.from_indices([rng.randrange(len(d.grid)) for d in SPACE.dimensions]) for _ in range(args.trials)]
+        configs = [SPACE.from_indices([rng.randrange(len(d.grid)) for d in SPACE.dimensions])
+                   for _ in range(args.trials)]
         seconds, per_epoch, scores = [], [], []
         for i, config in enumerate(configs):
             result = backend.evaluate(task, config, Fidelity(), seed=i)

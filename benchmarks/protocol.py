@@ -171,8 +171,8 @@ def main() -> None:
                 "best_dev_score": summarise(found),
                 "best_test_score_mean": statistics.mean(test_scores),
             }
-            print(f"{task:14s} {name:24s} regret@{args.budget} {results[task]['methods'][name]['regret']['mean'][-1]:.3f}",
-                  file=sys.stderr)
+            print(f"{task:14s} {name:24s} regret@{args.budget} "
+                  f"{results[task]['methods'][name]['regret']['mean'][-1]:.3f}", file=sys.stderr)
 
     ranks: dict[str, list[float]] = {name: [] for name in methods}
     for scores in finals.values():
@@ -184,10 +184,12 @@ def main() -> None:
 
     write_result(f"protocol-{args.table}", {
         "command": "python -m benchmarks.protocol " + " ".join(sys.argv[1:]),
-        "setup": {"table": args.table, "table_metadata": {k: v for k, v in backend.metadata.items() if k != "recorded_on"},
+        "setup": {"table": args.table,
+                  "table_metadata": {k: v for k, v in backend.metadata.items() if k != "recorded_on"},
                   "budget": args.budget, "seeds": args.seeds, "episode_seeds": f"1000..{999 + args.seeds}",
                   "trial_seeds": "drawn by the env from the recorded seeds", "action_mode": "direct",
-                  "reinforce": {"steps": args.reinforce_steps, "gamma": 0.0, "learning_rate": 1e-2, "episodes_per_update": 4},
+                  "reinforce": {"steps": args.reinforce_steps, "gamma": 0.0, "learning_rate": 1e-2,
+                                "episodes_per_update": 4},
                   "ppo": None if args.no_ppo else {"steps": args.ppo_steps, "n_envs": 4},
                   "training_seconds": training},
         "mean_rank_at_budget": mean_rank,

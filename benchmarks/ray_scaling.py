@@ -45,7 +45,8 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=8, help="cap on the sampled epochs (default: none, 8)")
     parser.add_argument("--trials", type=int, default=32, help="timed trials per setting")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--address", help="an existing Ray cluster (default: a local instance with max(--workers) CPUs)")
+    parser.add_argument("--address",
+                        help="an existing Ray cluster (default: a local instance with max(--workers) CPUs)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

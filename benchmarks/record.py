@@ -46,9 +46,10 @@ GRIDS = {
         "max_length": 128,
         "frozen": "whole encoder frozen; mean-pooled last-layer features, standardised; dropout + linear head trained",
     },
-    # The costly table: fine-tuning every weight of MiniLM, at a fidelity these 2 CPU cores
-    # afford (about 15-55 s a run: 300 training examples, 3 epochs, dev and test capped
-    # at 150 examples and scored after every epoch).
+    # The costly table: fine-tuning every weight of MiniLM, at a fidelity 2 CPU cores afford
+    # (measured on one run each with 2 threads: overruling 33 s, the CUAD tasks 35-60 s,
+    # contract_nli about 80 s; 300 training examples, 3 epochs, dev and test capped at 150
+    # examples and scored after every epoch).
     "finetune": {
         "grid": {
             "learning_rate": [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4],
@@ -58,9 +59,10 @@ GRIDS = {
         },
         "fixed": {"epochs": 3, "dropout": 0.1, "class_weighting": "balanced"},
         "seeds": [0, 1],
-        # contract_nli (about 80 s a run: every input fills 128 tokens), scotus (113 s) and
-        # unfair_tos (majority class at this size) do not fit the budget or give no signal.
-        "tasks": ["overruling", "cuad_post_termination_services", "cuad_volume_restriction", "diversity_3"],
+        # Chosen by the check (benchmarks/results/record-finetune-check.json): the diversity
+        # tasks show no spread above seed noise at this size (45 dev examples); scotus (113 s
+        # a run) and unfair_tos (the majority class at 400 examples) were measured before.
+        "tasks": ["overruling", "contract_nli", "cuad_post_termination_services", "cuad_volume_restriction"],
         "candidates": ["overruling", "cuad_post_termination_services", "cuad_volume_restriction", "diversity_3",
                        "diversity_5"],
         "max_train": 300,
@@ -83,8 +85,9 @@ def fidelity_of(spec: dict):
 
 
 def jobs(spec: dict, tasks: list[str], sample: int | None, seed: int = 0) -> list[tuple[str, dict, int]]:
-    """Every (task, configuration, seed) to record, configuration-major in a fixed shuffled
-    order: an interrupted recording has covered every task and the whole grid evenly.
+    """Every (task, configuration, seed) to record, configuration-major in a fixed shuffled order.
+
+    An interrupted recording has covered every task and the whole grid evenly.
     """
     configs = grid_configs(spec)
     random.Random(seed).shuffle(configs)
@@ -96,16 +99,18 @@ def jobs(spec: dict, tasks: list[str], sample: int | None, seed: int = 0) -> lis
 _OBJECTIVES: dict = {}
 
 
-def _objective(fidelity: str, task: str, store: str):
+def _objective(fidelity: str, task: str, store: str, executor=None, model: str | None = None):
     """One Objective per (process, task), recording test scores after every epoch."""
     key = (fidelity, task)
     if key not in _OBJECTIVES:
-        from legal_hpo_env.backends.finetune import FinetuneBackend
-        from legal_hpo_env.backends.head import HeadBackend
+        from legal_hpo_env.backends import make_backend
         from legal_hpo_env.objective import Objective
 
-        backend = FinetuneBackend(test_each_epoch=True) if fidelity == "finetune" else HeadBackend()
-        _OBJECTIVES[key] = Objective(task, backend, data_dir=data_dir(), store=store, fidelity=fidelity_of(GRIDS[fidelity]))
+        name = GRIDS[fidelity].get("backend", fidelity)
+        options = {"test_each_epoch": True} if name == "finetune" else {}  # head scores test every epoch anyway
+        backend = make_backend(name, model=model, **options)
+        _OBJECTIVES[key] = Objective(task, backend, data_dir=data_dir(), store=store,
+                                     fidelity=fidelity_of(GRIDS[fidelity]), executor=executor)
     return _OBJECTIVES[key]
 
 
@@ -122,8 +127,9 @@ def _init_worker(threads: int) -> None:
 
 
 def runs_file(fidelity: str) -> Path:
-    """The compact copy of a recording's finished runs kept under version control, from
-    which a fresh clone resumes (the SQLite store itself is not committed).
+    """The compact copy of a recording's finished runs kept under version control.
+
+    A fresh clone resumes from it (the SQLite store itself is not committed).
     """
     return RESULTS / f"record-{fidelity}-runs.jsonl.gz"
 
@@ -131,18 +137,24 @@ def runs_file(fidelity: str) -> Path:
 def save_progress(fidelity: str, store: str) -> int:
     from legal_hpo_env.store import TrialStore
 
-    backend = "finetune" if fidelity == "finetune" else "head"
-    return TrialStore(store).export_jsonl(runs_file(fidelity), backend=backend)
+    return TrialStore(store).export_jsonl(runs_file(fidelity), backend=GRIDS[fidelity].get("backend", fidelity))
 
 
 def record(fidelity: str, tasks: list[str], store: str, workers: int, sample: int | None,
-           save_every: float = 600.0) -> list[tuple]:
+           save_every: float = 600.0, ray: dict | None = None, model: str | None = None) -> list[tuple]:
+    """Record every run of the grid not in the store yet; return (task, config, seed, dev score, seconds) of all.
+
+    Locally the runs go to ``workers`` processes; with ``ray`` (Ray options: address, CPUs and
+    GPUs per run) each task's runs go to the cluster at once, through the Ray executor.
+    """
     from legal_hpo_env.store import TrialStore
 
     spec = GRIDS[fidelity]
     if runs_file(fidelity).is_file():  # resume from the committed copy (a fresh clone has no store)
         print(f"read {TrialStore(store).import_jsonl(runs_file(fidelity))} finished runs from {runs_file(fidelity)}")
     todo = [(fidelity, task, config, seed, store) for task, config, seed in jobs(spec, tasks, sample)]
+    if ray is not None:
+        return _record_on_ray(fidelity, todo, store, ray, model)
     threads = max(1, (os.cpu_count() or 1) // workers)
     done, start, out, saved = 0, time.perf_counter(), [], time.monotonic()
     if workers == 1:
@@ -155,7 +167,7 @@ def record(fidelity: str, tasks: list[str], store: str, workers: int, sample: in
         iterator = pool.imap_unordered(_run, todo)
     for task, config, seed, score, seconds, cached in iterator:
         done += 1
-        out.append((task, config, seed, score))
+        out.append((task, config, seed, score, seconds))
         if not cached or done % 200 == 0 or done == len(todo):
             print(f"[{done}/{len(todo)} {time.perf_counter() - start:.0f}s] {task} seed {seed} "
                   f"{score:.4f} {'(stored)' if cached else f'{seconds:.1f}s'} {config}", flush=True)
@@ -166,19 +178,54 @@ def record(fidelity: str, tasks: list[str], store: str, workers: int, sample: in
     return out
 
 
+def _record_on_ray(fidelity: str, todo: list[tuple], store: str, ray: dict, model: str | None) -> list[tuple]:
+    from legal_hpo_env.distributed import RayExecutor
+
+    executor = RayExecutor(ray)
+    out = []
+    for task in dict.fromkeys(t for _, t, _, _, _ in todo):
+        mine = [(config, seed) for _, t, config, seed, _ in todo if t == task]
+        start = time.perf_counter()
+        results = _objective(fidelity, task, store, executor, model).evaluate_many(
+            [c for c, _ in mine], [s for _, s in mine]
+        )
+        out.extend((task, c, s, r.dev_score, r.seconds) for (c, s), r in zip(mine, results))
+        failed = sum("failed" in r.extra for r in results)
+        print(f"{task}: {len(results)} runs ({sum(r.from_store for r in results)} stored, {failed} failed) in "
+              f"{time.perf_counter() - start:.0f}s", flush=True)
+        print(f"saved {save_progress(fidelity, store)} runs to {runs_file(fidelity)}", flush=True)
+    return out
+
+
+def stored_runs(fidelity: str, tasks: list[str], store: str, sample: int | None) -> list[tuple]:
+    """The runs of the grid already in the store (no training): for a summary mid-recording."""
+    from legal_hpo_env.store import TrialStore
+
+    spec = GRIDS[fidelity]
+    wanted = {(t, tuple(sorted(c.items())), s): (t, c, s) for t, c, s in jobs(spec, tasks, sample)}
+    found = {}
+    for r in TrialStore(store).results(backend=spec.get("backend", fidelity)):
+        key = (r.task, tuple(sorted(r.config.items())), r.seed)
+        if key in wanted and r.fidelity == fidelity_of(spec).to_dict():
+            found[key] = (*wanted[key], r.dev_score, r.seconds)
+    return list(found.values())
+
+
 def check(runs: list[tuple]) -> dict[str, dict[str, float]]:
-    """Per task: best / median / worst mean dev score and the seed noise (mean standard
-    deviation over seeds of one configuration).
+    """Per task: best / median / worst mean dev score and the seed noise.
+
+    The seed noise is the mean standard deviation over seeds of one configuration.
     """
     by_task: dict[str, dict[tuple, list[float]]] = {}
-    for task, config, seed, score in runs:
+    for task, config, _seed, score, _seconds in runs:
         by_task.setdefault(task, {}).setdefault(tuple(sorted(config.items())), []).append(score)
     report = {}
     for task, configs in by_task.items():
         means = [statistics.mean(v) for v in configs.values()]
         noise = statistics.mean(statistics.pstdev(v) for v in configs.values())
         report[task] = {"best": max(means), "median": statistics.median(means), "worst": min(means),
-                        "seed_noise_std": noise, "spread_over_noise": (max(means) - statistics.median(means)) / max(noise, 1e-9),
+                        "seed_noise_std": noise,
+                        "spread_over_noise": (max(means) - statistics.median(means)) / max(noise, 1e-9),
                         "configs": len(means)}
     return report
 
@@ -190,7 +237,7 @@ def export(fidelity: str, tasks: list[str], store: str, version: int) -> Path:
     spec = GRIDS[fidelity]
     wanted = {(task, tuple(sorted(config.items())), seed) for task, config, seed in jobs(spec, tasks, None)}
     picked, seen = [], set()
-    for r in TrialStore(store).results(backend=fidelity):
+    for r in TrialStore(store).results(backend=spec.get("backend", fidelity)):
         key = (r.task, tuple(sorted(r.config.items())), r.seed)
         if key in wanted and key not in seen and r.fidelity == fidelity_of(spec).to_dict():
             picked.append(r)
@@ -213,6 +260,7 @@ def export(fidelity: str, tasks: list[str], store: str, version: int) -> Path:
         "data_hashes": {r.task: r.data_hash for r in picked},
         "split_sizes": {r.task: r.sizes for r in picked},
         "total_seconds": sum(r.seconds for r in picked),
+        "code_version": picked[0].code_version,
         "recorded_on": environment(),
         "command": f"python -m benchmarks.record --fidelity {fidelity}",
     }
@@ -221,7 +269,7 @@ def export(fidelity: str, tasks: list[str], store: str, version: int) -> Path:
     return path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fidelity", choices=sorted(GRIDS), default="head")
     parser.add_argument("--tasks", nargs="+")
@@ -231,21 +279,44 @@ def main() -> None:
                         help="record a sample of 6 configurations on the candidate tasks and report the spread")
     parser.add_argument("--export", action="store_true", help="write the package table from the store")
     parser.add_argument("--version", type=int, default=1)
-    args = parser.parse_args()
+    parser.add_argument("--summary", action="store_true",
+                        help="report the landscape of the runs stored so far, training nothing")
+    parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                        help="run the runs as Ray tasks on the cluster at ADDRESS (none: $RAY_ADDRESS or a local "
+                             "instance)")
+    parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run on Ray (default 0)")
+    parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs per run on Ray (default 1)")
+    args = parser.parse_args(argv)
     spec = GRIDS[args.fidelity]
     tasks = args.tasks or (spec.get("candidates", spec["tasks"]) if args.check else spec["tasks"])
     store = args.store or str(RESULTS / f"record-{args.fidelity}.sqlite")
     if args.export:
         export(args.fidelity, tasks, store, args.version)
         return
-    runs = record(args.fidelity, tasks, store, args.workers, sample=6 if args.check else None)
+    sample = 6 if args.check else None
+    if args.summary:
+        runs = stored_runs(args.fidelity, tasks, store, sample)
+    else:
+        ray = None if args.ray is None else {"address": args.ray or None, "trial_gpus": args.gpus_per_run,
+                                             "trial_cpus": args.cpus_per_run}
+        runs = record(args.fidelity, tasks, store, args.workers, sample=sample, ray=ray)
     report = check(runs)
     from benchmarks.common import write_result
 
+    total = len(jobs(spec, tasks, sample))
     write_result(f"record-{args.fidelity}{'-check' if args.check else ''}", {
-        "command": "python -m benchmarks.record " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.record " + " ".join(argv if argv is not None else sys.argv[1:]),
         "landscape": report,
         "runs": len(runs),
+        "runs_planned": total,
+        "complete": len(runs) == total,
+        "fidelity": fidelity_of(spec).to_dict(),
+        "grid": spec["grid"],
+        "fixed": spec["fixed"],
+        "seeds": spec["seeds"],
+        "tasks": tasks,
+        "seconds_per_run": {t: statistics.mean(r[4] for r in runs if r[0] == t) for t in tasks
+                            if any(r[0] == t for r in runs)},
     })
     for task, row in report.items():
         print(task, {k: round(v, 4) for k, v in row.items()})

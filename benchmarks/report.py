@@ -1,5 +1,6 @@
-"""Print the README's benchmark tables (Markdown) from the JSON files in
-benchmarks/results/, so that every figure shown comes from a results file.
+"""Print the README's benchmark tables (Markdown) from the JSON files in benchmarks/results/.
+
+Every figure shown thus comes from a results file.
 
     python -m benchmarks.report > /tmp/tables.md
 """
@@ -100,8 +101,10 @@ def env_speed() -> list[str]:
 
 
 def recording(fidelity: str) -> list[str]:
-    """The landscape of a packaged table, by the env's own definition (every configuration
-    an agent can reach, shorter epochs read from the curves), with the recording's seed noise.
+    """The landscape of a packaged table, by the env's own definition, with the recording's seed noise.
+
+    The env's definition takes every configuration an agent can reach, shorter epochs read from
+    the curves.
     """
     from legal_hpo_env.backends.recorded import RecordedBackend, available_tables
 
@@ -120,18 +123,35 @@ def recording(fidelity: str) -> list[str]:
     return lines + ["", _env_line(data)]
 
 
+def recording_progress(fidelity: str) -> list[str]:
+    """How far a table's recording is, from its summary (``record --summary``)."""
+    data = _load(f"record-{fidelity}")
+    if data is None or data.get("complete", True) or "runs_planned" not in data:
+        return []
+    fid = data["fidelity"]
+    cost = ", ".join(f"{t} {s:.0f} s" for t, s in data.get("seconds_per_run", {}).items())
+    return [f"**Recording the `{fidelity}` table**: {data['runs']} / {data['runs_planned']} runs done "
+            f"({len(data['tasks'])} tasks x {data['runs_planned'] // len(data['tasks']) // len(data['seeds'])} "
+            f"configurations x {len(data['seeds'])} seeds; {fid['max_train']} training examples, max length "
+            f"{fid['max_length']}, dev and test capped at {fid.get('max_eval')}, {data['fixed']['epochs']} epochs). "
+            f"Mean seconds per run so far (two runs in parallel on the 2 cores, one thread each): {cost}.",
+            "", _env_line(data)]
+
+
 def ray_scaling() -> list[str]:
     data = _load("ray_scaling")
     if data is None:
         return []
     rows = data["settings"]
     parts = [f"{name}: {row['trials_per_minute']:.0f}" for name, row in rows.items()]
-    return [f"**Ray scaling** (`head` trials on `{data['setup']['task']}`, {data['setup']['trials_per_setting']} random "
+    return [f"**Ray scaling** (`head` trials on `{data['setup']['task']}`, "
+            f"{data['setup']['trials_per_setting']} random "
             f"configurations, one CPU per trial), trials per minute: " + ", ".join(parts) + ".", "", _env_line(data)]
 
 
 def main() -> None:
-    for section in (protocol("head"), protocol("finetune"), recording("head"), recording("finetune"), quality(),
+    for section in (protocol("head"), protocol("finetune"), recording("head"), recording("finetune"),
+                    recording_progress("finetune"), quality(),
                     throughput(), head_speed(), env_speed(), ray_scaling()):
         if section:
             print("\n".join(section), end="\n\n")

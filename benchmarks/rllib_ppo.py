@@ -1,5 +1,4 @@
-"""RLlib's PPO (new API stack) trains on ``LegalHPO-v0``, registered with Ray through
-``ray.tune.registry.register_env``.
+r"""RLlib's PPO (new API stack) trains on ``LegalHPO-v0``, registered through ``ray.tune.registry.register_env``.
 
 The env's keyword arguments are RLlib's ``env_config``. On the recorded backend trials
 are replays, so this runs on a laptop in a minute; on a live backend every env step is a
@@ -8,7 +7,7 @@ episodes over N Ray actors (on a cluster with ``--address``), each reserving
 ``--cpus-per-env-runner``/``--gpus-per-env-runner`` for its trials.
 
     python -m benchmarks.rllib_ppo [--iterations 5] [--table head | --table-path FILE]
-    python -m benchmarks.rllib_ppo --backend head --task unfair_tos --max-train 1000 \\
+    python -m benchmarks.rllib_ppo --backend head --task unfair_tos --max-train 1000 \
         --env-runners 4 --gpus-per-env-runner 0.25 --address HEAD:6379
 
 Writes benchmarks/results/rllib_ppo.json: per iteration the mean episode return (with the
@@ -106,8 +105,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     connect(args.address, num_cpus=args.num_cpus)
     algo = ppo_config(
-        env_config(args), budget=args.budget, env_runners=args.env_runners, cpus_per_env_runner=args.cpus_per_env_runner,
-        gpus_per_env_runner=args.gpus_per_env_runner, episodes_per_iteration=args.episodes_per_iteration, seed=args.seed,
+        env_config(args), budget=args.budget, env_runners=args.env_runners,
+        cpus_per_env_runner=args.cpus_per_env_runner, gpus_per_env_runner=args.gpus_per_env_runner,
+        episodes_per_iteration=args.episodes_per_iteration, seed=args.seed,
     ).build_algo()
     history = []
     start = time.perf_counter()

@@ -1,5 +1,4 @@
-"""LegalHPO: a Gymnasium environment for learning to tune the fine-tuning of legal
-language models.
+"""LegalHPO: a Gymnasium environment for learning to tune the fine-tuning of legal language models.
 
 Importing the package registers ``LegalHPO-v0`` and nothing else: torch and
 transformers are imported by the code that trains, on first use.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -70,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--budget", type=int, default=20, help="trials (default 20)")
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--train-steps", type=int, default=10000,
-                      help="env steps to train an RL agent without --policy (each is a trial: lower it on live backends)")
+                      help="env steps to train an RL agent without --policy "
+                           "(each is a trial: lower it on live backends)")
     tune.add_argument("--report", help="JSON report file (default: legal-hpo-report-<task>-<agent>.json)")
     _add_data_args(tune)
     _add_ray_args(tune)
@@ -86,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_args(train)
     _add_ray_args(train)
     return parser
+
+
+def _check_agents() -> None:
+    """Refuse another installed package named ``agents`` that shadows this project's."""
+    import agents
+
+    if getattr(agents, "DISTRIBUTION", None) != "legal-hpo-env":
+        raise ImportError(
+            f"the package 'agents' imported from {getattr(agents, '__file__', None) or list(agents.__path__)} is not "
+            "legal-hpo-env's: another installed package named 'agents' shadows it. Uninstall that one, or put "
+            "legal-hpo-env first on sys.path."
+        )
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
@@ -104,8 +118,10 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     width = max(len(r["task"]) for r in rows)
     print(f"{'task':<{width}}  {'family':<14} {'metric':<9} {'train':>6} {'dev':>5} {'test':>5} {'labels':>6}  data")
     for r in rows:
-        sizes = (f"{r['train']:>6} {r['dev']:>5} {r['test']:>5} {r['labels']:>6}" if r["found"] else f"{'-':>6} {'-':>5} {'-':>5} {'-':>6}")
-        print(f"{r['task']:<{width}}  {r['family']:<14} {r['metric']:<9} {sizes}  {'found' if r['found'] else 'missing'}")
+        sizes = (f"{r['train']:>6} {r['dev']:>5} {r['test']:>5} {r['labels']:>6}" if r["found"]
+                 else f"{'-':>6} {'-':>5} {'-':>5} {'-':>6}")
+        print(f"{r['task']:<{width}}  {r['family']:<14} {r['metric']:<9} {sizes}  "
+              f"{'found' if r['found'] else 'missing'}")
     missing = [r for r in rows if not r["found"]]
     if missing:
         print(f"\n{missing[0]['reason']}", file=sys.stderr)
@@ -151,8 +167,10 @@ def _ray_options(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _env_kwargs(args: argparse.Namespace, task: Any) -> dict[str, Any]:
-    """Every agent plays ``direct`` actions: baselines choose whole configurations, and the
-    RL agents learn a search distribution over them (the setting they learn best in).
+    """The env's keyword arguments for an agent of the CLI: every agent plays ``direct`` actions.
+
+    Baselines choose whole configurations, and the RL agents learn a search distribution over
+    them (the setting they learn best in).
     """
     kwargs = {"task": task, "backend": args.backend, "budget": args.budget, "action_mode": "direct"}
     ray = _ray_options(args)
@@ -176,6 +194,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     import legal_hpo_env  # noqa: F401  (registers the env)
 
     start = time.perf_counter()
+    path = Path(args.report or f"legal-hpo-report-{args.task.replace('/', '_').replace(':', '_')}-{args.agent}.json")
+    _check_writable(path, "--report")  # before any trial, not after all of them
     env = gym.make("LegalHPO-v0", **_env_kwargs(args, args.task))
     if args.agent in ("random", "tpe", "default"):
         from agents import make_searcher
@@ -193,13 +213,23 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     report = {**run.to_dict(), "agent": args.agent, "backend": args.backend, "budget": args.budget,
               "regret": final.get("regret"), "regret_to_median": final.get("regret_to_median"),
               "wall_seconds": time.perf_counter() - start}
-    path = Path(args.report or f"legal-hpo-report-{args.task.replace('/', '_').replace(':', '_')}-{args.agent}.json")
-    path.write_text(json.dumps(finite_json(report), indent=2) + "\n", encoding="utf-8")
     print(f"best configuration ({args.agent}, {args.budget} trials on {args.task}):")
     print(json.dumps(run.best_config, indent=2))
     regret = "" if final.get("regret") is None else f"  normalised regret {final['regret']:.4f}"
     print(f"dev {run.best_score:.4f}  test {run.best_test_score:.4f}{regret}  report: {path}")
+    path.write_text(json.dumps(finite_json(report), indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    """Refuse an output path whose folder is missing or read-only, naming the flag."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"{flag} {path}: the folder {folder} does not exist; create it or choose another path.")
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file path.")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{flag} {path}: the folder {folder} is not writable; choose another path.")
 
 
 def _load_or_train(args: argparse.Namespace, env: Any) -> Any:
@@ -212,9 +242,9 @@ def _load_or_train(args: argparse.Namespace, env: Any) -> Any:
     from agents.ppo import make_ppo  # a clear ImportError if the sb3 extra is missing
 
     if args.policy:
-        from stable_baselines3 import PPO
+        from agents.ppo import load_ppo  # reads weights only: a policy file never runs code
 
-        return PPO.load(args.policy)
+        return load_ppo(args.policy, _env_kwargs(args, args.task), n_envs=1, seed=args.seed)
     return make_ppo(_env_kwargs(args, args.task), n_envs=1, seed=args.seed).learn(args.train_steps)
 
 
@@ -265,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handlers = {"tasks": _cmd_tasks, "evaluate": _cmd_evaluate, "tune": _cmd_tune, "train-agent": _cmd_train_agent}
     try:
+        if args.command in ("tune", "train-agent"):
+            _check_agents()
         return handlers[args.command](args)
     except (DataError, UnknownTaskError, HyperParamError, ModelLoadError, StoreError, UnknownBackendError, ValueError,
             ConnectionError) as e:

@@ -107,7 +107,9 @@ class EnvConfig:
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0 (at most {MAX_PENALTY:g}).")
             set_(name, float(value))
         if self.trial_seeds is not None and (not _is_int(self.trial_seeds) or not 1 <= self.trial_seeds <= 2**32):
-            raise ValueError(f"trial_seeds={self.trial_seeds!r} must be an integer in [1, 2**32] (or None for the default).")
+            raise ValueError(
+                f"trial_seeds={self.trial_seeds!r} must be an integer in [1, 2**32] (or None for the default)."
+            )
         if self.render_mode is not None:
             if not isinstance(self.render_mode, str):
                 raise ValueError(f"render_mode={self.render_mode!r} must be None or 'ansi'.")

@@ -197,8 +197,9 @@ class LegalHPOEnv(gym.Env):
         self._objective: Objective | None = None
 
     def _shared_space(self) -> SearchSpace:
-        """The grid agents move on: the full space, or the recorded sub-grid of a replaying
-        backend (the same for every task of the env, so that one policy fits all).
+        """The grid agents move on: the full space, or the recorded sub-grid of a replaying backend.
+
+        It is the same for every task of the env, so that one policy fits all.
         """
         first = next(iter(self._objectives.values()))
         if not first.replays:
@@ -386,8 +387,10 @@ class LegalHPOEnv(gym.Env):
 
 
 def _checked_action(action: Any, space: spaces.Space) -> np.ndarray | None:
-    """The action as an array if the space contains it, else ``None``: what cannot be an
-    action at all (strings, ragged lists, objects, booleans, complex numbers) included.
+    """The action as an array if the space contains it, else ``None``.
+
+    ``None`` also for what cannot be an action at all (strings, ragged lists, objects,
+    booleans, complex numbers).
 
     The same test as ``space.contains``, written out because it sits on the step path.
     """

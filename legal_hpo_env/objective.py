@@ -18,7 +18,7 @@ from legal_hpo_env.backends.base import AnyBackend, Backend, ReplayBackend
 from legal_hpo_env.execution import Executor, LocalExecutor
 from legal_hpo_env.space import HyperParams
 from legal_hpo_env.store import TrialStore, trial_key
-from legal_hpo_env.tasks import TaskData, TaskSpec, load_task
+from legal_hpo_env.tasks import TaskData, TaskSpec, get_spec, load_task
 
 __all__ = ["Objective", "evaluate", "as_config"]
 
@@ -86,7 +86,9 @@ class Objective:
         if store is not None and not isinstance(store, (str, os.PathLike, TrialStore)):
             raise TypeError(f"store must be a file path or a TrialStore, got {type(store).__name__}: {store!r}.")
         if executor is not None and not isinstance(executor, Executor):
-            raise TypeError(f"executor must be an Executor (LocalExecutor, RayExecutor), got {type(executor).__name__}.")
+            raise TypeError(
+                f"executor must be an Executor (LocalExecutor, RayExecutor), got {type(executor).__name__}."
+            )
         self.backend: AnyBackend = backend
         self.data_dir = data_dir
         self.device = device
@@ -98,7 +100,9 @@ class Objective:
             self.data = None
             self.fidelity = backend.fidelity or Fidelity()
             self.store = None
-            backend.space(self.task_name)  # an unknown task fails here, with the table's task list
+            if self.task_name not in backend.tasks:
+                get_spec(self.task_name)  # a typo: the error names every valid task
+                backend.space(self.task_name)  # a real task the table lacks: says which backend runs it
         else:
             self.data = task if isinstance(task, TaskData) else load_task(task, data_dir)
             self.task_name = self.data.name
@@ -143,7 +147,9 @@ class Objective:
             seed,
         )
 
-    def __call__(self, config: HyperParams | Mapping[str, Any] | None = None, seed: int = 0, *, progress: bool = False) -> TrialResult:
+    def __call__(
+        self, config: HyperParams | Mapping[str, Any] | None = None, seed: int = 0, *, progress: bool = False
+    ) -> TrialResult:
         config = as_config(config)
         seed = check_seed(seed)
         if isinstance(self.backend, ReplayBackend):  # a table lookup: no key, no store
@@ -157,9 +163,10 @@ class Objective:
         *,
         progress: bool = False,
     ) -> list[TrialResult]:
-        """Several trials; those in the store (or asked before in this process) are not
-        trained again, nor are duplicates within the batch. The executor may run the rest in
-        parallel (a Ray cluster does). Failed trials are flagged, not raised, and not stored.
+        """Several trials; those in the store (or asked before in this process) are not trained again.
+
+        Nor are duplicates within the batch. The executor may run the rest in parallel (a Ray
+        cluster does). Failed trials are flagged, not raised, and not stored.
 
         Args:
             configs: the configurations, each a :class:`HyperParams` or a mapping of overrides.
@@ -228,7 +235,8 @@ def _refuse_for_replay(backend: ReplayBackend, fidelity: Fidelity | None, **give
         raise ValueError(
             f"the {backend.name!r} backend replays runs recorded at "
             f"{recorded.to_dict() if recorded else 'several fidelities'}; it cannot honour the fidelity "
-            f"{fidelity.to_dict()}: drop max_train/max_length/max_eval, or train live with backend='head' or 'finetune'."
+            f"{fidelity.to_dict()}: drop max_train/max_length/max_eval, "
+            f"or train live with backend='head' or 'finetune'."
         )
     ignored = [f"{name}={value!r}" for name, value in given.items() if value is not None]
     if ignored:

@@ -17,22 +17,27 @@ def score_reward(score: float, best_before: float) -> float:
 
 
 def improvement_reward(score: float, best_before: float) -> float:
-    """Gain of the best score so far. An episode's return is then the best score found
-    (``best_before`` starts at 0), the quantity an HPO user cares about.
+    """Gain of the best score so far.
+
+    An episode's return is then the best score found (``best_before`` starts at 0), the
+    quantity an HPO user cares about.
     """
     return max(0.0, score - best_before)
 
 
 def regret_reward(score: float, best_before: float, *, landscape: Landscape) -> float:
-    """Minus the normalised regret of the incumbent after this trial,
-    ``-landscape.regret(max(best_before, score))``, clipped at 0 regret (a lucky seed can
-    beat the best mean). The return is minus the area under the regret curve: an agent is
+    """Minus the normalised regret of the incumbent after this trial, clipped at 0 regret.
+
+    That is ``-landscape.regret(max(best_before, score))``, clipped at 0 because a lucky seed
+    can beat the best mean. The return is minus the area under the regret curve: an agent is
     paid for finding good configurations early.
     """
     return -max(0.0, landscape.regret(max(best_before, score)))
 
 
-REWARDS: dict[str, Callable[..., float]] = {"score": score_reward, "improvement": improvement_reward, "regret": regret_reward}
+REWARDS: dict[str, Callable[..., float]] = {
+    "score": score_reward, "improvement": improvement_reward, "regret": regret_reward
+}
 
 
 
@@ -47,8 +52,9 @@ def shaped_reward(
     diverged_penalty: float,
     landscape: Landscape | None = None,
 ) -> float:
-    """The reward of one step: ``REWARDS[kind]``, or ``-diverged_penalty`` for a diverged
-    trial, minus ``cost_penalty`` per compute second. ``landscape`` (the task's recorded
+    """The reward of one step: ``REWARDS[kind]``, or ``-diverged_penalty`` for a diverged trial.
+
+    Either is less ``cost_penalty`` per compute second. ``landscape`` (the task's recorded
     best and worst) is needed by ``regret``.
     """
     if kind == "regret":

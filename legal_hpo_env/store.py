@@ -55,8 +55,9 @@ def trial_key(
 
 
 def _damage(path: Path) -> str | None:
-    """Why a file cannot be a whole SQLite database, judged from its size and header, or
-    ``None`` (a whole-looking database, an empty or missing file).
+    """Why a file cannot be a whole SQLite database, judged from its size and header, or ``None``.
+
+    ``None`` is for a whole-looking database, an empty or missing file.
     """
     try:
         with open(path, "rb") as f:
@@ -86,23 +87,37 @@ class TrialStore:
         path: the database file; created (with its folder) if absent.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, timeout: float = 60.0) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"a trial store is a file path, not {type(path).__name__}: {path!r}.")
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: seconds to wait for another process's lock before giving up, in total
+        self.timeout = float(timeout)
+        if self.path.exists() and not self.path.is_file():  # a folder, a FIFO, a device: opening one hangs or fails
+            what = "a folder" if self.path.is_dir() else "not a regular file (a pipe or a device)"
+            raise StoreError(f"trial store {self.path} is {what}: point the store to another file.")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(
+                f"trial store {self.path}: its folder cannot be created ({e.strerror}: {e.filename}); "
+                "point the store to a writable folder."
+            ) from e
         self._pid = -1
         self._conn: sqlite3.Connection | None = None
         self._check_schema()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
+        return {"path": self.path, "timeout": self.timeout}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path, self._pid, self._conn = state["path"], -1, None
+        self.timeout = state.get("timeout", 60.0)
 
     def _connection(self) -> sqlite3.Connection:
         # One connection per process: a connection inherited across fork is not safe.
         if self._conn is None or self._pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
             try:
                 # WAL is a property of the file, set once by the first process. Switching to it
                 # takes an exclusive lock that SQLite may refuse at once, without waiting for
@@ -136,8 +151,8 @@ class TrialStore:
             )
         if "locked" in text or "busy" in text:
             return StoreError(
-                f"trial store {self.path} stayed locked by another process for over a minute ({text}): retry, and "
-                "check that no stuck process holds it open."
+                f"trial store {self.path} stayed locked by another process for {self.timeout:g} s ({text}): retry, "
+                "and check that no stuck process holds it open."
             )
         if "unable to open" in text or "readonly" in text or "read-only" in text:
             return StoreError(
@@ -152,7 +167,7 @@ class TrialStore:
         # really left untouched: enabling WAL rewrites the header and adds -wal/-shm files.
         self._check_intact()
         try:
-            probe = sqlite3.connect(self.path, timeout=60.0)
+            probe = sqlite3.connect(self.path, timeout=self.timeout)
         except sqlite3.Error as e:
             raise self._error(e) from e
         try:
@@ -200,15 +215,19 @@ class TrialStore:
         if damage:
             raise self._corrupt(sqlite3.DatabaseError(damage))
 
-    def _retry(self, operation, attempts: int = 20):
+    def _retry(self, operation: Any, attempts: int = 20) -> Any:
         # The busy timeout covers most contention; WAL checkpoints can still report
-        # "locked" briefly, which must never reach the user. Any other SQLite failure
-        # becomes a StoreError that names the file and says what to do.
+        # "locked" at once, which must never reach the user: retried, within the same
+        # total time. A lock held past the timeout (another process in a long exclusive
+        # transaction) is reported then, not after 20 more timeouts. Any other SQLite
+        # failure becomes a StoreError that names the file and says what to do.
+        deadline = time.monotonic() + self.timeout
         for attempt in range(attempts):
             try:
                 return operation()
             except sqlite3.OperationalError as e:
-                if ("locked" in str(e) or "busy" in str(e)) and attempt < attempts - 1:
+                busy = "locked" in str(e) or "busy" in str(e)
+                if busy and attempt < attempts - 1 and time.monotonic() < deadline:
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 raise self._error(e) from e
@@ -226,7 +245,9 @@ class TrialStore:
             ) from e
 
     def get(self, key: str) -> TrialResult | None:
-        row = self._retry(lambda: self._connection().execute("SELECT result FROM trials WHERE key=?", (key,)).fetchone())
+        row = self._retry(
+            lambda: self._connection().execute("SELECT result FROM trials WHERE key=?", (key,)).fetchone()
+        )
         return None if row is None else self._decode(key, row[0])
 
     def put(self, key: str, result: TrialResult) -> None:
@@ -236,7 +257,8 @@ class TrialStore:
             lambda: self._connection().execute(
                 "INSERT OR IGNORE INTO trials (key, task, backend, seed, dev_score, diverged, created, result) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, result.task, result.backend, result.seed, result.dev_score, int(result.diverged), time.time(), data),
+                (key, result.task, result.backend, result.seed, result.dev_score, int(result.diverged), time.time(),
+                 data),
             )
         )
 
@@ -274,9 +296,10 @@ class TrialStore:
             yield key, self._decode(key, data)
 
     def export_jsonl(self, path: str | os.PathLike, backend: str | None = None) -> int:
-        """Write the stored trials (optionally of one backend) as gzipped JSON lines
-        ``{"key": ..., "result": ...}``, atomically; return how many. A compact, portable
-        copy of a store: another machine resumes from it with :meth:`import_jsonl`.
+        """Write the stored trials (optionally of one backend) as gzipped JSON lines, atomically; return how many.
+
+        Each line is ``{"key": ..., "result": ...}``. A compact, portable copy of a store:
+        another machine resumes from it with :meth:`import_jsonl`.
         """
         path = Path(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -291,8 +314,9 @@ class TrialStore:
         return count
 
     def import_jsonl(self, path: str | os.PathLike) -> int:
-        """Add the trials of a file written by :meth:`export_jsonl` (those already stored
-        are kept as they are); return how many were read.
+        """Add the trials of a file written by :meth:`export_jsonl`; return how many were read.
+
+        Trials already stored are kept as they are.
         """
         count = 0
         try:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,7 +78,7 @@ def make_result(i: int = 0, task: str = "unfair_tos", backend: str = "head", **c
         fidelity={"max_train": None, "max_length": 128},
         seed=i,
         metric="macro_f1",
-        dev_curve=[0.25 + i / 1000, 0.5],
+        dev_curve=[0.25 + i / 10**6, 0.5],
         train_loss=[1.5, 0.75],
         selected_epoch=2,
         dev_score=0.5,
@@ -144,3 +146,16 @@ def subprocess_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "TOKENIZERS_PARALLELISM": "false",
         **extra,
     }
+
+
+#: Where the reliability tests report their measured figures (``benchmarks/reliability.py``
+#: sets it and writes them to ``benchmarks/results/reliability.json``); unset: nowhere.
+FIGURES_ENV_VAR = "LEGAL_HPO_FIGURES"
+
+
+def report_figure(name: str, value: Any) -> None:
+    """Record a figure a test measured, for the reliability benchmark's results file."""
+    path = os.environ.get(FIGURES_ENV_VAR)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"name": name, "value": value}) + "\n")

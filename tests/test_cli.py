@@ -66,3 +66,21 @@ def test_train_agent_then_tune_with_the_saved_policy(tiny_task, tiny_model, tmp_
     assert main(["tune", "--agent", "reinforce", "--policy", str(policy), "--report", str(tmp_path / "r.json"),
                  *common]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["agent"] == "reinforce"
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["tune", "--task", "jec_qa"], ["'jec_qa'", "--backend head"]),
+        (["tune", "--task", "overruling", "--report", "/nonexistent-dir/r.json"], ["--report", "does not exist"]),
+        (["tune", "--task", "overruling", "--max-train", "100"], ["max_train", "cannot honour"]),
+        (["evaluate", "--task", "unfair_tos", "--device", "tpu"], ["device='tpu'", "'cpu'"]),
+    ],
+)
+def test_common_mistakes_are_one_clear_line_before_any_trial(argv, fragments, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no default report lands in the checkout
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err  # no trial ran, no traceback
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)

@@ -1,4 +1,6 @@
-"""LegalHPO-v0: contracts (checkers, determinism, pickling, vectorisation), behaviour, bad input."""
+"""LegalHPO-v0: contracts (checkers, determinism, pickling, vectorisation), behaviour, bad input.
+
+Its rewards are tested in ``test_rewards.py``."""
 
 from __future__ import annotations
 
@@ -18,11 +20,10 @@ pytest.importorskip("torch")
 
 import legal_hpo_env  # noqa: E402
 from legal_hpo_env.env import ACTION_MODES, LegalHPOEnv, observation_layout  # noqa: E402
-from legal_hpo_env.rewards import REWARDS, improvement_reward, score_reward, shaped_reward  # noqa: E402
+from legal_hpo_env.rewards import REWARDS  # noqa: E402
 from legal_hpo_env.space import DEFAULT_RECIPE, SPACE, HyperParams  # noqa: E402
 from legal_hpo_env.tasks import load_task  # noqa: E402
-
-from conftest import write_classification_csv  # noqa: E402
+from support import write_classification_csv  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -32,7 +33,7 @@ K = len(SPACE)
 # -- contracts ---------------------------------------------------------------------
 
 
-LIVE_REWARDS = sorted(set(REWARDS) - {"regret"})  # regret needs a recorded optimum (tests/test_recorded.py)
+LIVE_REWARDS = sorted(set(REWARDS) - {"regret"})  # regret needs a recorded optimum (tests/test_rewards.py)
 
 
 @pytest.mark.parametrize("reward", LIVE_REWARDS)
@@ -378,3 +379,24 @@ def test_bad_reset_options(make):
     assert "custom:" in str(info.value)  # names the env's tasks
     with pytest.raises(ValueError, match="'budget'"):
         env.reset(options={"budget": 3})
+
+
+def test_close_releases_the_store_connection(make, tmp_path):
+    """Closed envs hold no file descriptors of their store, however many were opened."""
+    import os
+
+    fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
+    store = str(tmp_path / "trials.db")
+    env = make(store=store)
+    env.reset(seed=0)
+    env.step(np.ones(K, dtype=np.int64))
+    env.close()
+    before = fds()
+    kept = []
+    for _ in range(10):
+        env = make(store=store)
+        env.reset(seed=0)
+        env.step(np.ones(K, dtype=np.int64))  # a stored trial: the store is read
+        env.close()
+        kept.append(env)  # still referenced, as a user's list of envs would keep them
+    assert fds() <= before

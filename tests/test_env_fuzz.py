@@ -23,9 +23,7 @@ import legal_hpo_env  # noqa: F401  (registers the env)
 from legal_hpo_env.backends.recorded import RecordedBackend, available_tables
 from legal_hpo_env.config import ACTION_MODES, MAX_PENALTY
 from legal_hpo_env.space import HyperParams
-
-from conftest import write_classification_csv
-from test_reliability import recorded_table
+from support import recorded_table, report_figure, write_classification_csv
 
 #: No example database (it would be written into the checkout) and no per-example
 #: deadline (a live trial takes a variable tenth of a second).
@@ -177,6 +175,7 @@ def recorded_envs(table, mode: str) -> list[gym.Env]:
 @pytest.mark.parametrize("mode", ACTION_MODES)
 def test_fuzz_recorded(table, mode):
     trials = fuzz(recorded_envs(table, mode), mode, examples=100, min_steps=15, max_steps=40)
+    report_figure(f"fuzz.recorded.{mode}", trials)
     print(f"\n[fuzz] recorded, {mode}: {trials} trials")
     assert trials >= 1500
 
@@ -199,6 +198,7 @@ def test_fuzz_head(live_task, tiny_model, mode):
         gym.make("LegalHPO-v0", **common, budget=2, cost_penalty=MAX_PENALTY, trial_seeds=2**32),
     ]
     trials = fuzz(envs, mode, examples=15, min_steps=4, max_steps=8)
+    report_figure(f"fuzz.head.{mode}", trials)
     print(f"\n[fuzz] head, {mode}: {trials} trials")
     assert trials >= 60
 
@@ -210,5 +210,6 @@ def test_fuzz_finetune(live_task, tiny_model):
         env = gym.make("LegalHPO-v0", task=live_task, backend="finetune", model=tiny_model, max_train=6,
                        max_length=16, device="cpu", action_mode=mode, budget=3, start="random")
         total += fuzz([env], mode, examples=4, min_steps=3, max_steps=4)
+    report_figure("fuzz.finetune", total)
     print(f"\n[fuzz] finetune, all modes: {total} trials")
     assert total >= 36

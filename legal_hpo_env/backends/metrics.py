@@ -8,8 +8,10 @@ __all__ = ["scores"]
 
 
 def scores(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
-    """Accuracy and macro-F1. Macro-F1 averages over the classes present in either
-    ``y_true`` or ``y_pred``, so a majority-class predictor scores 1/k of a perfect one.
+    """Accuracy and macro-F1.
+
+    Macro-F1 averages over the classes present in either ``y_true`` or ``y_pred``, so a
+    majority-class predictor scores 1/k of a perfect one.
     """
     from sklearn.metrics import accuracy_score, f1_score
 

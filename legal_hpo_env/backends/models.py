@@ -13,6 +13,10 @@ from legal_hpo_env.tasks import TaskData
 
 __all__ = ["DEFAULT_MODEL", "ModelLoadError", "resolve_model", "load_tokenizer", "encode_task", "model_config"]
 
+#: Characters kept per token of ``max_length`` before tokenising (a WordPiece token spans
+#: a few characters; a word over 100 characters is one unknown token).
+CHARS_PER_TOKEN = 200
+
 #: One split's token ids: ``input_ids`` (and ``token_type_ids``), one list per example.
 Encoded = dict[str, list[list[int]]]
 
@@ -34,8 +38,9 @@ class ModelLoadError(RuntimeError):
 
 
 def resolve_model(name: str | None) -> str:
-    """A loadable location for ``name``: the packaged MiniLM for the default, else the
-    name itself (a local folder or a Hugging Face model id).
+    """A loadable location for ``name``: the packaged MiniLM for the default, else the name itself.
+
+    Any other name is a local folder or a Hugging Face model id.
     """
     if name is None or name in _DEFAULT_ALIASES:
         try:
@@ -106,11 +111,14 @@ def model_fingerprint(name: str | None) -> str:
 def _encode(task: TaskData, name: str | None, max_length: int) -> dict[str, Encoded]:
     tokenizer = load_tokenizer(name)
     out: dict[str, Encoded] = {}
+    # Texts are cut to far more characters than max_length tokens can cover before they are
+    # tokenised: truncation keeps the same tokens, and one 50 MB field costs no gigabytes.
+    chars = max_length * CHARS_PER_TOKEN
     for split in ("train", "dev", "test"):
         examples = getattr(task, split)
-        pairs = [ex.text_pair for ex in examples]
+        pairs = [None if ex.text_pair is None else ex.text_pair[:chars] for ex in examples]
         encoded = tokenizer(
-            [ex.text for ex in examples],
+            [ex.text[:chars] for ex in examples],
             pairs if any(p is not None for p in pairs) else None,
             truncation="longest_first",
             max_length=max_length,

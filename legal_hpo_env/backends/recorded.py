@@ -37,7 +37,9 @@ _COLUMNS = [*SPACE.names, "seed", "dev_accuracy", "dev_macro_f1", "test_accuracy
             "seconds", "diverged"]
 
 
-def write_table(results: Iterable[TrialResult], metadata: dict[str, Any], path: str | os.PathLike, version: int) -> Path:
+def write_table(
+    results: Iterable[TrialResult], metadata: dict[str, Any], path: str | os.PathLike, version: int
+) -> Path:
     """Write recorded runs (each with per-epoch curves) as a compact gzipped JSON table."""
     tasks: dict[str, dict[str, Any]] = {}
     for r in sorted(results, key=lambda r: (r.task, json.dumps(r.config, sort_keys=True), r.seed)):
@@ -108,7 +110,8 @@ def _expand(task: str, entry: dict[str, Any], metadata: dict[str, Any]) -> list[
             diverged = row[col["diverged"]] and epochs > finished
             dev_curve = curves[f"dev_{metric}"][:epochs]
             selected = max(range(len(dev_curve)), key=lambda i: dev_curve[i]) if dev_curve else -1
-            pick = (lambda k: DIVERGED_SCORE if diverged or selected < 0 else curves[k][selected])  # noqa: E731
+            pick = (lambda k, diverged=diverged, selected=selected, curves=curves:  # noqa: E731
+                    DIVERGED_SCORE if diverged or selected < 0 else curves[k][selected])
             results.append(
                 TrialResult(
                     task=task,
@@ -152,7 +155,9 @@ class RecordedBackend(TableBackend):
     name = "recorded"
     version = 1
 
-    def __init__(self, fidelity: str = "head", version: int | None = None, path: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, fidelity: str = "head", version: int | None = None, path: str | os.PathLike | None = None
+    ) -> None:
         source: Any = path
         if path is None:
             tables = available_tables()

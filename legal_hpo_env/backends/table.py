@@ -19,8 +19,12 @@ from legal_hpo_env.tasks.specs import FAMILIES, TASKS
 __all__ = ["TableBackend", "MissingTrialError"]
 
 
-class MissingTrialError(KeyError):
-    """The table has no run of this configuration on this task."""
+class MissingTrialError(KeyError, ValueError):
+    """The table has no run of this configuration on this task.
+
+    A ``KeyError`` (a missing entry of the table) and a ``ValueError`` (an argument the
+    table cannot answer), like :class:`~legal_hpo_env.tasks.UnknownTaskError`.
+    """
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -71,8 +75,9 @@ class TableBackend(ReplayBackend):
         return list(self._configs[self._check(task)])
 
     def meta_features(self, task: str) -> dict[str, float]:
-        """Task descriptors (family, training size, labels, mean input length): given at
-        construction, else what the results tell (sizes) and the task table (family).
+        """Task descriptors (family, training size, labels, mean input length).
+
+        Given at construction, else what the results tell (sizes) and the task table (family).
         """
         first = next(iter(self._runs[self._check(task)].values()))[0]
         spec = TASKS.get(task)
@@ -90,7 +95,10 @@ class TableBackend(ReplayBackend):
 
     def _check(self, task: str) -> str:
         if task not in self._runs:
-            raise MissingTrialError(f"the table has no runs of task {task!r}; it has {self.tasks}.")
+            raise MissingTrialError(
+                f"the {self.name!r} table has no runs of task {task!r}; it holds {self.tasks}. Tune another task "
+                "live with backend='head' or 'finetune' (CLI: --backend head)."
+            )
         return task
 
     def runs(self, task: str, config: HyperParams) -> list[TrialResult]:
@@ -98,7 +106,8 @@ class TableBackend(ReplayBackend):
         runs = self._runs[self._check(task)].get(_config_key(config))
         if not runs:
             raise MissingTrialError(
-                f"the table has no run of {config} on task {task!r}: stay on the recorded grid, {self.space(task).names}."
+                f"the table has no run of {config} on task {task!r}: "
+                f"stay on the recorded grid, {self.space(task).names}."
             )
         return runs
 

@@ -1,5 +1,7 @@
-"""Torch pieces shared by the live backends: seeding, batching, optimiser, schedule,
-loss weights and the epoch loop with divergence detection.
+"""Torch pieces shared by the live backends.
+
+Seeding, batching, optimiser, schedule, loss weights and the epoch loop with divergence
+detection.
 """
 
 from __future__ import annotations
@@ -36,8 +38,14 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def pick_device(device: str | None = None) -> torch.device:
+    """``device`` as a torch device (``None``: CUDA when present, else the CPU)."""
     if device is not None:
-        return torch.device(device)
+        try:
+            return torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(
+                f"device={device!r} is not a torch device: use 'cpu', 'cuda', 'cuda:1' or 'mps' ({e})."
+            ) from e
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -61,8 +69,9 @@ def length_grouped_batches(
 
 
 def class_weights(labels: Sequence[int], num_labels: int, mode: str) -> torch.Tensor | None:
-    """``None`` for plain cross-entropy, or scikit-learn's ``balanced`` weights
-    n / (k * count), with k the number of classes present in training.
+    """Class weights of the loss: ``None`` for plain cross-entropy, or scikit-learn's ``balanced`` weights.
+
+    The ``balanced`` weights are n / (k * count), with k the number of classes present in training.
     """
     if mode == "none":
         return None

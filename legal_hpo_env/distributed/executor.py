@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from legal_hpo_env.backends import BACKENDS, Fidelity, TrialResult
+from legal_hpo_env.backends import BACKENDS, Fidelity, TrialResult, make_backend
 from legal_hpo_env.backends.base import failed_result
 from legal_hpo_env.distributed.cluster import check_amount, check_resources, connect, import_ray
 from legal_hpo_env.execution import Executor
@@ -44,8 +44,9 @@ RunTrial = Callable[[Mapping[str, Any], Mapping[str, Any], int], dict[str, Any]]
 
 @dataclass(frozen=True)
 class RayOptions:
-    """Where and with what resources live trials run on Ray: plain, validated data, as an
-    env takes it (``gym.make(..., ray={"trial_gpus": 1})``) and the CLI builds it.
+    """Where and with what resources live trials run on Ray, as plain, validated data.
+
+    It is the data an env takes (``gym.make(..., ray={"trial_gpus": 1})``) and the CLI builds.
 
     Attributes:
         address: the cluster (see :func:`~legal_hpo_env.distributed.connect`); ``None``:
@@ -96,17 +97,20 @@ _WORKER_OBJECTIVE: dict[str, Objective] = {}
 
 
 def worker_objective(spec: Mapping[str, Any]) -> Objective:
-    """The local :class:`Objective` a worker builds from a plain-data ``spec``, kept for the
-    next trial of the same spec so that the task is loaded once per worker process.
+    """The local :class:`Objective` a worker builds from a plain-data ``spec``.
+
+    It is kept for the next trial of the same spec, so that the task is loaded once per worker
+    process.
     """
     from legal_hpo_env.objective import Objective
 
     key = json.dumps(dict(spec), sort_keys=True)
     if key not in _WORKER_OBJECTIVE:
         _WORKER_OBJECTIVE.clear()  # one task per worker at a time: a worker that lives for days stays small
+        backend = make_backend(spec["backend"], model=spec["model"], device=spec["device"],
+                               **spec.get("options", {}))
         _WORKER_OBJECTIVE[key] = Objective(
-            spec["task"], spec["backend"], model=spec["model"], data_dir=spec["data_dir"],
-            fidelity=Fidelity(**spec["fidelity"]), device=spec["device"],
+            spec["task"], backend, data_dir=spec["data_dir"], fidelity=Fidelity(**spec["fidelity"]),
         )
     return _WORKER_OBJECTIVE[key]
 
@@ -178,17 +182,21 @@ class RayExecutor(Executor):
             )
         device = objective.device
         if device is not None and device.startswith("cuda") and self.options.trial_gpus == 0:
-            raise ValueError(f"device={device!r} on remote trials needs trial_gpus > 0: Ray hides GPUs it did not assign.")
+            raise ValueError(
+                f"device={device!r} on remote trials needs trial_gpus > 0: Ray hides GPUs it did not assign."
+            )
 
     def spec(self, objective: Objective) -> dict[str, Any]:
-        """The plain data a worker builds the objective from (absolute paths: a worker's
-        working directory is not this process's).
+        """The plain data a worker builds the objective from.
+
+        Its paths are absolute: a worker's working directory is not this process's.
         """
         model = objective.backend.model_name
         data_dir = objective.data_dir if objective.data_dir is not None else os.environ.get("LEGAL_HPO_DATA")
         return {
             "task": objective.task_name,  # a custom task's name holds its resolved path
             "backend": objective.backend.name,
+            "options": objective.live_backend.options(),
             "model": model if model is None or not os.path.exists(model) else os.path.abspath(model),
             "data_dir": None if data_dir is None else os.path.abspath(os.path.expanduser(os.fspath(data_dir))),
             "fidelity": objective.fidelity.to_dict(),

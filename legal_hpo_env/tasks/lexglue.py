@@ -1,5 +1,6 @@
-"""The official LexGLUE versions of tasks, through Hugging Face ``datasets`` (needs
-internet the first time; ``pip install 'legal-hpo-env[lexglue]'``).
+"""The official LexGLUE versions of tasks, through Hugging Face ``datasets``.
+
+They need internet the first time; ``pip install 'legal-hpo-env[lexglue]'``.
 
 Task names ``lexglue/<config>`` (``unfair_tos``, ``scotus``, ``ledgar``, ``case_hold``)
 load LexGLUE's own train/validation/test splits, so scores are comparable with its

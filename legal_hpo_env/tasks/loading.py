@@ -76,8 +76,9 @@ class TaskData:
         return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
 
     def capped(self, max_train: int | None) -> TaskData:
-        """The same task with a stratified, deterministic subset of at most ``max_train``
-        training examples (the training-set-size fidelity). Dev and test are unchanged.
+        """The same task with a stratified, deterministic subset of at most ``max_train`` training examples.
+
+        This is the training-set-size fidelity. Dev and test are unchanged.
         """
         keep = self.train_subset(max_train)
         if len(keep) == len(self.train):
@@ -86,14 +87,16 @@ class TaskData:
         return TaskData(self.spec, self.label_names, train, self.dev, self.test, self.data_hash, self.stats)
 
     def train_subset(self, max_train: int | None) -> list[int]:
-        """Sorted indices of the training examples kept at a training-set-size cap: every
-        class keeps at least one example, the rest in proportion, from a fixed seed.
+        """Sorted indices of the training examples kept at a training-set-size cap.
+
+        Every class keeps at least one example, the rest in proportion, from a fixed seed.
         """
         return self.subset("train", max_train)
 
     def subset(self, split: str, cap: int | None) -> list[int]:
-        """Sorted indices of the examples of ``split`` kept at a cap (stratified by label,
-        deterministic): the training-set-size and evaluation-size fidelities.
+        """Sorted indices of the examples of ``split`` kept at a cap (stratified by label, deterministic).
+
+        These caps are the training-set-size and evaluation-size fidelities.
         """
         examples = {"train": self.train, "dev": self.dev, "test": self.test}[split]
         n = len(examples)
@@ -149,10 +152,14 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def custom_task(path: str | os.PathLike, name: str | None = None, metric: str = "macro_f1") -> TaskSpec:
-    """A task from your own CSV/TSV/JSONL file with columns ``text``, ``label`` and
-    optionally ``text_pair``. Equivalent to the task name ``custom:<path>``.
+    """A task from your own CSV/TSV/JSONL file with columns ``text``, ``label`` and optionally ``text_pair``.
+
+    Equivalent to the task name ``custom:<path>``.
     """
-    p = Path(path).expanduser().resolve()
+    try:
+        p = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop: RuntimeError before Python 3.13, OSError after
+        raise DataError(f"custom task file {path!r} cannot be resolved ({e}): is it a symlink loop?") from e
     return TaskSpec(
         name=name or f"custom:{p}",
         family=CUSTOM_FAMILY,
@@ -212,8 +219,10 @@ def _split_units(units: dict[int, list[list[int]]], rng: random.Random) -> tuple
 
 
 def split_examples(examples: list[Example], group_split: bool) -> tuple[list[int], list[int], list[int]]:
-    """Deterministic stratified split indices. Groups (documents, questions) never straddle
-    splits when ``group_split``; they are stratified by their majority label.
+    """Deterministic stratified split indices.
+
+    Groups (documents, questions) never straddle splits when ``group_split``; they are
+    stratified by their majority label.
     """
     rng = random.Random(SPLIT_SEED)
     strata: dict[int, list[list[int]]] = defaultdict(list)
@@ -241,7 +250,8 @@ def _load_cached(spec: TaskSpec, data_dir: str) -> TaskData:
     paths = [root / rel for rel in spec.files]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing and spec.reader == "custom":  # an absolute path: the data directory plays no part
-        raise DataError(f"task {spec.name!r}: the file {missing[0]} does not exist; check the path.")
+        what = "is a folder, not a file" if Path(missing[0]).is_dir() else "does not exist"
+        raise DataError(f"task {spec.name!r}: {missing[0]} {what}; give the path of a CSV, TSV or JSONL file.")
     if missing:
         raise DataError(
             f"task {spec.name!r} needs {missing}, which do not exist under {root}: check the data directory "

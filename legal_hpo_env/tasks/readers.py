@@ -96,7 +96,13 @@ def read_table(path: Path, columns: tuple[str, ...] = ("text", "label"), optiona
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}, line {n}: not valid JSON ({e.msg}); each line must be one JSON object.") from e
+                raise DataError(
+                    f"{path}, line {n}: not valid JSON ({e.msg}); each line must be one JSON object."
+                ) from e
+            except RecursionError as e:
+                raise DataError(
+                    f"{path}, line {n}: JSON nested too deeply; each line must be one flat JSON object."
+                ) from e
             if not isinstance(row, dict):
                 raise DataError(f"{path}, line {n}: expected a JSON object, got {type(row).__name__}.")
             rows.append(row)
@@ -121,7 +127,9 @@ def read_table(path: Path, columns: tuple[str, ...] = ("text", "label"), optiona
                 raise DataError(f"{path}, row {n}: column {c!r} is missing or empty.")
         for c in (*columns, *optional):
             if c in row and row[c] is not None and not isinstance(row[c], (str, int, bool)):
-                raise DataError(f"{path}, row {n}: column {c!r} must be text or an integer, got {type(row[c]).__name__}.")
+                raise DataError(
+                    f"{path}, row {n}: column {c!r} must be text or an integer, got {type(row[c]).__name__}."
+                )
     return rows
 
 
@@ -248,7 +256,9 @@ def _cjrc_example(qa: dict, context: str, group: str) -> Example:
     ans = qa["answers"][0]
     kind = ans["text"].upper() if ans["answer_start"] == -1 else "SPAN"
     if kind not in ("SPAN", "YES", "NO"):
-        raise KeyError(f"question {qa.get('id', qa['question'])!r}: answer_start -1 needs the text YES or NO, got {ans['text']!r}")
+        raise KeyError(
+            f"question {qa.get('id', qa['question'])!r}: answer_start -1 needs the text YES or NO, got {ans['text']!r}"
+        )
     label = {"SPAN": 0, "YES": 1, "NO": 2}[kind]
     answer = (int(ans["answer_start"]), ans["text"]) if label == 0 else None
     return Example(text=qa["question"], text_pair=context, label=label, group=group, answer=answer)
@@ -261,10 +271,23 @@ def _custom(spec: TaskSpec, paths: list[Path]) -> RawTask:
     if len(names) < 2:
         raise DataError(f"{path}: column 'label' has a single value {names}; a task needs at least 2 classes.")
     examples = [
-        Example(text=str(r["text"]), label=y, text_pair=(str(r["text_pair"]) if r.get("text_pair") else None))
+        Example(text=_clean(str(r["text"])), label=y,
+                text_pair=(_clean(str(r["text_pair"])) if r.get("text_pair") else None))
         for r, y in zip(rows, labels)
     ]
     return RawTask(names, examples)
+
+
+def _clean(text: str) -> str:
+    """Replace lone surrogates by U+FFFD.
+
+    JSON can spell a lone surrogate (a u-escape of D800 to DFFF) that no tokenizer
+    encodes; a UTF-8 decoder would have replaced the invalid bytes the same way.
+    """
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # a str holds valid pairs as one character: these are lone
 
 
 READERS: dict[str, Reader] = {

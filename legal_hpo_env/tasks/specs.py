@@ -1,5 +1,7 @@
-"""The table of legal tasks. Tasks are data: adding one is adding a row here (or a file
-through :func:`legal_hpo_env.tasks.custom_task`), never a new script.
+"""The table of legal tasks.
+
+Tasks are data: adding one is adding a row here (or a file through
+:func:`legal_hpo_env.tasks.custom_task`), never a new script.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -375,3 +377,56 @@ def test_make_ppo_rejects_unknown_vec_env(table):
 
     with pytest.raises(ValueError, match="vec_env"):
         make_ppo({"task": TASK, "backend": table}, vec_env="ray")
+
+
+@pytest.mark.parametrize(("env_id", "vec_env"), [("LegalHPO-v0", "dummy"), ("legal_hpo_env:LegalHPO-v0", "subproc")])
+def test_sb3_make_vec_env_takes_the_id(env_id, vec_env):
+    """SB3 asks every env for render_mode="rgb_array": the env warns and renders nothing.
+
+    Worker processes (SB3 starts them with forkserver) have not imported the package: the
+    id qualified with its module registers it there, as Gymnasium intends for third-party envs.
+    """
+    pytest.importorskip("stable_baselines3")
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    cls = DummyVecEnv if vec_env == "dummy" else SubprocVecEnv
+    venv = make_vec_env(env_id, n_envs=2, seed=0, env_kwargs={"task": "overruling", "budget": 3}, vec_env_cls=cls)
+    try:
+        obs = venv.reset()
+        obs, rewards, dones, infos = venv.step(np.stack([venv.action_space.sample()] * 2))
+        assert obs.shape == (2, *venv.observation_space.shape) and np.isfinite(rewards).all()
+    finally:
+        venv.close()
+
+
+def test_the_agents_package_is_this_projects_and_nothing_else_installs_one():
+    """`agents` is a common name: the one imported is ours, and no other installed
+    distribution ships a top-level `agents` that could shadow it (or be shadowed)."""
+    from importlib import metadata
+
+    import agents
+    from support import REPO
+
+    assert agents.DISTRIBUTION == "legal-hpo-env" and Path(agents.__file__).resolve().parent == REPO / "agents"
+    others = []
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name == "legal-hpo-env":
+            continue
+        top = (dist.read_text("top_level.txt") or "").split()
+        files = [str(f) for f in dist.files or []]
+        if "agents" in top or any(f.startswith("agents/") for f in files):
+            others.append(name)
+    assert others == []
+
+
+def test_a_shadowing_agents_package_is_one_clear_error(tmp_path):
+    from support import REPO
+
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "__init__.py").write_text("# somebody else's agents\n")
+    code = "import sys; from legal_hpo_env.cli import main; sys.exit(main(['tune', '--task', 'overruling']))"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 2 and "another installed package named 'agents'" in out.stderr, out.stderr

@@ -209,7 +209,8 @@ def test_head_features_are_cached_on_disk(task, tiny_model, tmp_path):
     # a torn cache file is recomputed, not an error
     head_module._MEMORY.clear()
     files[0].write_bytes(b"torn")
-    recomputed = head_module.encoder_features(task, tiny_model, 32, device)
+    with pytest.warns(UserWarning, match="is damaged"):
+        recomputed = head_module.encoder_features(task, tiny_model, 32, device)
     assert all(np.allclose(features[k], recomputed[k], atol=1e-6) for k in features)
 
 

@@ -1,5 +1,5 @@
 """The recorded backend: table round trip, epoch fidelity from the curve, regret, the
-packaged default of LegalHPO-v0."""
+packaged default of LegalHPO-v0. (The regret reward itself: ``tests/test_rewards.py``.)"""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ import pytest
 import legal_hpo_env  # noqa: F401
 from legal_hpo_env.backends import make_backend
 from legal_hpo_env.backends.base import TrialResult
-from legal_hpo_env.landscape import Landscape
 from legal_hpo_env.backends.recorded import RecordedBackend, available_tables, read_table, write_table
-from legal_hpo_env.rewards import regret_reward, shaped_reward
 from legal_hpo_env.space import DEFAULT_RECIPE
 
 LRS = (1e-5, 1e-4, 1e-3)
@@ -93,17 +91,6 @@ def test_landscape_and_regret(table_path):
     assert backend.landscape("t").regret(0.405) == pytest.approx(0.5)
 
 
-def test_regret_reward_is_minus_the_incumbents_normalised_regret():
-    land = Landscape(best=0.9, median=0.5, worst=0.1, configurations=3)
-    assert regret_reward(0.5, 0.7, landscape=land) == pytest.approx(-0.25)  # incumbent 0.7
-    assert regret_reward(0.9, 0.7, landscape=land) == 0.0
-    assert regret_reward(0.95, 0.7, landscape=land) == 0.0  # a lucky seed above the best mean: no bonus
-    assert shaped_reward("regret", 0.0, 0.7, diverged=True, seconds=10, cost_penalty=0.01, diverged_penalty=0.5,
-                         landscape=land) == pytest.approx(-0.25 - 0.5 - 0.1)
-    with pytest.raises(ValueError, match="replayed"):
-        shaped_reward("regret", 0.5, 0.0, diverged=False, seconds=0, cost_penalty=0, diverged_penalty=0)
-
-
 def test_env_on_a_recorded_table_reports_regret(table_path):
     env = gym.make("LegalHPO-v0", task="t", backend=RecordedBackend(path=table_path), budget=3,
                    action_mode="direct", reward="regret")
@@ -114,11 +101,6 @@ def test_env_on_a_recorded_table_reports_regret(table_path):
     assert info["regret"] == pytest.approx((0.81 - 0.3) / 0.81)
     assert reward == pytest.approx(-info["regret"])
     assert env.unwrapped.trial_seeds == 2  # every recorded seed
-
-
-def test_live_backend_rejects_regret(tmp_path, tiny_task, tiny_model):
-    with pytest.raises(ValueError, match="regret"):
-        gym.make("LegalHPO-v0", task=tiny_task, backend="head", model=tiny_model, reward="regret")
 
 
 def test_recorded_backend_rejects_another_model_and_unknown_tables():

@@ -12,7 +12,6 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -33,6 +32,7 @@ from legal_hpo_env.env import LegalHPOEnv, observation_layout  # noqa: E402
 from legal_hpo_env.objective import Objective  # noqa: E402
 from legal_hpo_env.space import DEFAULT_RECIPE, SPACE, HyperParams  # noqa: E402
 from legal_hpo_env.store import TrialStore  # noqa: E402
+from support import REPO  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -77,8 +77,7 @@ def test_ray_is_imported_only_when_used():
 
     code = ("import sys, legal_hpo_env, legal_hpo_env.env, legal_hpo_env.cli, legal_hpo_env.distributed, "
             "agents.ray_tune, benchmarks.rllib_ppo; print('ray' in sys.modules)")
-    repo = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "False"
 
 
@@ -98,7 +97,8 @@ def test_a_remote_trial_equals_the_local_trial(cluster, tiny_model, tiny_task, t
 
 def test_remote_envs_and_local_objectives_share_one_store(cluster, tiny_model, tiny_task, tmp_path):
     store = tmp_path / "trials.sqlite"
-    first, second = remote_env(tiny_task, tiny_model, store=str(store)), remote_env(tiny_task, tiny_model, store=str(store))
+    first = remote_env(tiny_task, tiny_model, store=str(store))
+    second = remote_env(tiny_task, tiny_model, store=str(store))
     actions = [action(first, learning_rate=1e-4), action(first, learning_rate=1e-3)]
     for env, stored in ((first, False), (second, True)):
         env.reset(seed=0)
@@ -125,8 +125,11 @@ def test_vectorised_envs_in_subprocesses_join_the_cluster_and_share_the_store(cl
     store = tmp_path / "trials.sqlite"
     kwargs = {"task": tiny_task, "backend": "head", "model": tiny_model, "max_length": 32, "budget": 2,
               "action_mode": "direct", "ray": {"address": connect()}, "store": str(store)}
-    # the children (SB3's default start method, not fork) join the cluster at the address
-    venv = SubprocVecEnv([functools.partial(make_env_factory("legal_hpo_env:LegalHPO-v0"), **kwargs)] * 2)
+    # the children join the cluster at the address. spawn, not SB3's default forkserver: a
+    # forkserver started by an earlier test, before this cluster, lacks the environment Ray
+    # sets up at ray.init (its token mode) for the processes started after it
+    factory = functools.partial(make_env_factory("legal_hpo_env:LegalHPO-v0"), **kwargs)
+    venv = SubprocVecEnv([factory] * 2, start_method="spawn")
     try:
         venv.reset()
         low, high = np.zeros(7, np.float32), np.full(7, -1.0, np.float32)
@@ -316,3 +319,27 @@ def test_ray_tune_asha_runs_live_trials_of_a_remote_env_into_its_store(cluster, 
     stored = list(TrialStore(store).results())
     assert len(stored) >= 3 and {r.task for r in stored} == {run.task}  # every rung, written by the Tune workers
     assert run.best_config is not None and run.best_score == max(run.dev_scores)
+
+
+def test_the_recorder_runs_a_grid_as_ray_tasks_resumably(cluster, tiny_model, tiny_task, tmp_path, monkeypatch):
+    """`benchmarks.record --ray`: the same grid, recorded on the cluster through the executor."""
+    from benchmarks import record
+
+    monkeypatch.setattr(record, "RESULTS", tmp_path)
+    monkeypatch.setitem(record.GRIDS, "tiny", {
+        "backend": "finetune", "grid": {"learning_rate": [1e-4, 1e-3]}, "fixed": {"epochs": 2, "batch_size": 16},
+        "seeds": [0, 1], "tasks": [tiny_task], "max_train": None, "max_length": 32, "max_eval": 9,
+    })
+    record._OBJECTIVES.clear()
+    store = str(tmp_path / "record.sqlite")
+    runs = record.record("tiny", [tiny_task], store, workers=1, sample=None, ray={"trial_cpus": 1}, model=tiny_model)
+    assert len(runs) == 4 and all(0.0 <= score <= 1.0 for *_, score, _ in runs)
+    stored = list(TrialStore(store).results(backend="finetune"))
+    assert len(stored) == 4 and all(r.extra["pid"] != os.getpid() for r in stored)  # trained on workers
+    assert all(len(r.extra["curves"]["test_macro_f1"]) == 2 and r.sizes["dev"] <= 9 for r in stored)
+    # the committed copy resumes a fresh store: nothing is trained again
+    record._OBJECTIVES.clear()
+    fresh = str(tmp_path / "fresh.sqlite")
+    again = record.record("tiny", [tiny_task], fresh, workers=1, sample=None, ray={"trial_cpus": 1}, model=tiny_model)
+    assert sorted(map(str, again)) == sorted(map(str, runs))
+    assert all(r.from_store for r in TrialStore(fresh).results())

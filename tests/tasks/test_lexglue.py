@@ -58,7 +58,8 @@ def test_unfair_tos_official_splits_become_single_label(monkeypatch):
 
 
 def test_case_hold_becomes_grouped_pairs():
-    names, examples = convert("case_hold", [{"context": "held that", "endings": ["a", "b", "c"], "label": 2}], [], "train")
+    rows = [{"context": "held that", "endings": ["a", "b", "c"], "label": 2}]
+    names, examples = convert("case_hold", rows, [], "train")
     assert names == ["not the holding", "holding"]
     assert [(ex.text_pair, ex.label) for ex in examples] == [("a", 0), ("b", 0), ("c", 1)]
     assert len({ex.group for ex in examples}) == 1

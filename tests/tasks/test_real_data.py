@@ -12,9 +12,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import REAL_DATA, requires_real_data
 from legal_hpo_env.tasks import TASKS, load_task
 from legal_hpo_env.tasks.loading import _load_cached
+from support import REAL_DATA, requires_real_data
 
 pytestmark = [requires_real_data, pytest.mark.real_data, pytest.mark.usefixtures("torch_one_thread")]
 
