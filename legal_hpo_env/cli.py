@@ -116,12 +116,15 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
             row.update(found=False, reason=str(e))
         rows.append(row)
     width = max(len(r["task"]) for r in rows)
-    print(f"{'task':<{width}}  {'family':<14} {'metric':<9} {'train':>6} {'dev':>5} {'test':>5} {'labels':>6}  data")
+    print(f"{'task':<{width}}  {'family':<16} {'metric':<9} {'train':>6} {'dev':>5} {'test':>5} {'labels':>6}  data")
     for r in rows:
         sizes = (f"{r['train']:>6} {r['dev']:>5} {r['test']:>5} {r['labels']:>6}" if r["found"]
                  else f"{'-':>6} {'-':>5} {'-':>5} {'-':>6}")
-        print(f"{r['task']:<{width}}  {r['family']:<14} {r['metric']:<9} {sizes}  "
+        print(f"{r['task']:<{width}}  {r['family']:<16} {r['metric']:<9} {sizes}  "
               f"{'found' if r['found'] else 'missing'}")
+    from legal_hpo_env.tasks import TASK_SETS
+
+    print("\ntask sets (task=...): " + ", ".join(f"{name} ({len(tasks)})" for name, tasks in TASK_SETS.items()))
     missing = [r for r in rows if not r["found"]]
     if missing:
         print(f"\n{missing[0]['reason']}", file=sys.stderr)

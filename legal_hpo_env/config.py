@@ -16,6 +16,7 @@ from typing import Any
 
 from legal_hpo_env.backends.base import Backend, Fidelity, ReplayBackend
 from legal_hpo_env.rewards import REWARDS
+from legal_hpo_env.tasks.suite import expand_tasks, is_task_set
 
 __all__ = ["EnvConfig", "ACTION_MODES", "RENDER_MODES", "MAX_PENALTY"]
 
@@ -35,7 +36,8 @@ class EnvConfig:
     """Everything ``LegalHPO-v0`` takes.
 
     Attributes:
-        task: a task name or a list of names (one sampled per episode).
+        task: a task name, a named set (``"suite:train"``, ``"family:case_law"``, see
+            :mod:`legal_hpo_env.tasks.suite`) or a list of them (one task sampled per episode).
         backend: ``"recorded"`` (replay the packaged ``table``: instant, offline),
             ``"head"`` or ``"finetune"`` (train live), or a backend instance.
         table: which recorded table the ``recorded`` backend replays.
@@ -123,7 +125,9 @@ class EnvConfig:
             raise TypeError(f"task={self.task!r} must be a task name (str) or a list of task names.")
         if not tasks:
             raise ValueError("task=[] is empty: give a task name or a list of task names.")
-        set_("task", tasks[0] if isinstance(self.task, str) else tuple(tasks))
+        expanded = expand_tasks(list(tasks))  # named sets (suite:train, family:case_law) become their tasks
+        single = isinstance(self.task, str) and not is_task_set(self.task)
+        set_("task", expanded[0] if single else tuple(expanded))
         if isinstance(self.backend, str) and self.backend not in ("recorded", "head", "finetune"):
             raise ValueError(f"backend={self.backend!r} is not valid: choose 'recorded', 'head' or 'finetune'.")
         if not isinstance(self.backend, (str, Backend, ReplayBackend)):

@@ -400,3 +400,12 @@ def test_close_releases_the_store_connection(make, tmp_path):
         env.close()
         kept.append(env)  # still referenced, as a user's list of envs would keep them
     assert fds() <= before
+
+
+def test_named_task_sets_work_through_gym_make():
+    env = gym.make("LegalHPO-v0", task="family:case_law")
+    assert env.unwrapped.tasks == ["overruling"] and env.reset(seed=0)[1]["task"] == "overruling"
+    env = gym.make("LegalHPO-v0", task=["family:judgment", "unfair_tos"])
+    assert env.unwrapped.tasks == ["scotus", "unfair_tos"]
+    with pytest.raises(ValueError, match="cuad_"):  # the recorded head table holds the founding tasks only
+        gym.make("LegalHPO-v0", task="suite:train")

@@ -13,6 +13,7 @@ from legal_hpo_env.tasks.loading import (
 )
 from legal_hpo_env.tasks.readers import DataError, Example
 from legal_hpo_env.tasks.specs import FAMILIES, TASKS, TaskSpec
+from legal_hpo_env.tasks.suite import TASK_SETS, expand_tasks
 
 __all__ = [
     "DATA_ENV_VAR",
@@ -20,12 +21,14 @@ __all__ = [
     "SPLIT_FRACTIONS",
     "SPLIT_SEED",
     "TASKS",
+    "TASK_SETS",
     "DataError",
     "Example",
     "TaskData",
     "TaskSpec",
     "UnknownTaskError",
     "custom_task",
+    "expand_tasks",
     "get_spec",
     "load_task",
     "resolve_data_dir",

@@ -13,11 +13,13 @@ import pytest
 from legal_hpo_env.tasks import (
     DATA_ENV_VAR,
     FAMILIES,
+    TASK_SETS,
     TASKS,
     DataError,
     TaskData,
     UnknownTaskError,
     custom_task,
+    expand_tasks,
     get_spec,
     load_task,
 )
@@ -648,3 +650,18 @@ def test_diversity_tasks_never_read_the_two_halves_of_their_answer(tmp_path):
         assert len(examples) == 30 and data.label_names == ("No", "Yes")
         assert not any("LEAK" in ex.text or "LEAK" in (ex.text_pair or "") for ex in examples)
         assert Counter(data.label_names[ex.label] for ex in examples) == {"No": 20, "Yes": 10}
+
+
+def test_the_standard_split_holds_whole_families_out():
+    from legal_hpo_env.tasks.suite import TEST_FAMILIES, TRAIN_FAMILIES
+
+    train, test = TASK_SETS["suite:train"], TASK_SETS["suite:test"]
+    assert len(train) == 24 and len(test) == 7 and not set(train) & set(test)
+    assert {TASKS[t].family for t in train} == set(TRAIN_FAMILIES)
+    assert {TASKS[t].family for t in test} == set(TEST_FAMILIES) and not set(TRAIN_FAMILIES) & set(TEST_FAMILIES)
+    assert set(TASK_SETS["suite:all"]) == set(train) | set(test) == {t for t, s in TASKS.items() if s.language == "en"}
+    assert TASK_SETS["family:case_law"] == ("overruling",) and len(TASK_SETS["family:contract_clauses"]) == 22
+    assert "family:chinese_qa" not in TASK_SETS  # the default English model does not fit it
+    assert expand_tasks(["family:judgment", "unfair_tos", "scotus"]) == ["scotus", "unfair_tos"]
+    with pytest.raises(ValueError, match="unknown task set 'suite:dev'"):
+        expand_tasks(["suite:dev"])
