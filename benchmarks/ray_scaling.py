@@ -9,7 +9,7 @@ The encoder's features are computed once, before timing (the head backend caches
 disk, where the workers of this machine read them). Then for each worker count ``w``: a
 warm-up of ``w`` other trials (worker processes start, import torch, load the task and its
 features), then the same ``--trials`` trials (uniformly random grid points, one seed each,
-no trial store) sent with ``RemoteObjective.evaluate_many(max_in_flight=w)``, each reserving
+no trial store) sent with ``Objective.evaluate_many`` on a ``RayExecutor(max_in_flight=w)``, each reserving
 one CPU and using one torch thread. Trials per minute = trials / wall seconds. The same
 trials run in this process (after one warm-up trial), one after another on one thread, as the
 no-Ray reference.
@@ -54,7 +54,7 @@ def main() -> None:
 
     from legal_hpo_env.backends import Fidelity
     from legal_hpo_env.backends.head import encoder_features
-    from legal_hpo_env.distributed import RemoteObjective, connect, shutdown
+    from legal_hpo_env.distributed import RayExecutor, connect, shutdown
     from legal_hpo_env.objective import Objective
     from legal_hpo_env.space import SPACE
 
@@ -63,7 +63,7 @@ def main() -> None:
     torch.set_num_threads(1)  # the reference gets what one worker gets: one core
     local = Objective(args.task, "head", model=args.model, data_dir=folder, fidelity=fidelity, device="cpu")
     start = time.perf_counter()
-    encoder_features(local.task, args.model, args.max_length, local.backend.device)
+    encoder_features(local.data, args.model, args.max_length, local.live_backend.device)
     feature_seconds = time.perf_counter() - start
 
     rng = random.Random(args.seed)
@@ -93,12 +93,13 @@ def main() -> None:
     try:
         for w in args.workers:
             # a fresh objective per setting (no store): the same trials are trained again
-            remote = RemoteObjective(args.task, "head", model=args.model, data_dir=folder, fidelity=fidelity,
-                                     address=args.address, trial_cpus=1)
+            executor = RayExecutor(address=args.address, trial_cpus=1, max_in_flight=w)
+            remote = Objective(args.task, "head", model=args.model, data_dir=folder, fidelity=fidelity,
+                               executor=executor)
             warm, warm_seeds = trials(w, 10_000 * w)
-            remote.evaluate_many(warm, warm_seeds, max_in_flight=w)
+            remote.evaluate_many(warm, warm_seeds)
             start = time.perf_counter()
-            results = remote.evaluate_many(configs, seeds, max_in_flight=w)
+            results = remote.evaluate_many(configs, seeds)
             wall = time.perf_counter() - start
             failed = [r.extra["failed"] for r in results if "failed" in r.extra]
             trial_seconds = [r.seconds for r in results if "failed" not in r.extra]
@@ -122,7 +123,7 @@ def main() -> None:
     write_result("ray_scaling", {
         "command": "python -m benchmarks.ray_scaling " + " ".join(sys.argv[1:]),
         "setup": {"task": args.task, "model": args.model or "packaged all-MiniLM-L6-v2", "backend": "head",
-                  "sizes": local.task.sizes(), "max_train": args.max_train, "max_length": args.max_length,
+                  "sizes": local.data.sizes(), "max_train": args.max_train, "max_length": args.max_length,
                   "epochs_sampled_from": epochs, "trials_per_setting": args.trials, "trial_cpus": 1,
                   "torch_threads_per_trial": 1, "address": args.address or "local instance",
                   "feature_pass_seconds": feature_seconds, "seed": args.seed,

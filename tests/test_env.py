@@ -19,6 +19,7 @@ import pytest
 pytest.importorskip("torch")
 
 import legal_hpo_env  # noqa: E402
+from agents.base import config_to_action  # noqa: E402
 from legal_hpo_env.env import ACTION_MODES, LegalHPOEnv, observation_layout  # noqa: E402
 from legal_hpo_env.rewards import REWARDS  # noqa: E402
 from legal_hpo_env.space import DEFAULT_RECIPE, SPACE, HyperParams  # noqa: E402
@@ -409,3 +410,33 @@ def test_named_task_sets_work_through_gym_make():
     assert env.unwrapped.tasks == ["scotus", "unfair_tos"]
     with pytest.raises(ValueError, match="cuad_"):  # the recorded head table holds the founding tasks only
         gym.make("LegalHPO-v0", task="suite:train")
+
+
+def test_one_configuration_has_one_observation_on_every_backend(make, tmp_path):
+    """Normalised against the full space: batch 16 is 0.5 and epochs 3 is 0.5 whether the
+    grid moved on is the full one (live) or a recorded sub-grid, so one policy means one thing."""
+    from legal_hpo_env.backends.recorded import RecordedBackend
+    from support import recorded_table
+
+    config = HyperParams(learning_rate=1e-4, batch_size=16, epochs=2, class_weighting="balanced")
+    action = config_to_action(config)
+    recorded = LegalHPOEnv(task="t", backend=RecordedBackend(path=recorded_table(tmp_path / "t.json.gz")),
+                           action_mode="direct", budget=2)
+    envs = {"live head": make(action_mode="direct"), "packaged head table": LegalHPOEnv(action_mode="direct"),
+            "a recorded sub-grid": recorded}
+    observed = {}
+    for name, env in envs.items():
+        env.reset(seed=0)
+        obs, *_, info = env.step(action)
+        assert info["config"] == config.to_dict(), name  # on every grid, the action is this configuration
+        observed[name] = obs[:K].tolist()
+    assert len({tuple(v) for v in observed.values()}) == 1, observed
+    assert observed["live head"] == pytest.approx(SPACE.normalise(config))
+    assert SPACE.normalise(config)[SPACE.names.index("batch_size")] == pytest.approx(0.5)
+
+
+def test_numpy_scalars_are_accepted_where_numbers_are():
+    env = LegalHPOEnv(cost_penalty=np.float32(0.1), diverged_penalty=np.float64(0.5), budget=np.int64(3),
+                      trial_seeds=np.int32(2))
+    assert (env.cost_penalty, env.budget, env.trial_seeds) == (pytest.approx(0.1), 3, 2)
+    assert type(env.cost_penalty) is float and type(env.budget) is int

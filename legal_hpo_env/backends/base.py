@@ -27,6 +27,7 @@ __all__ = [
     "DIVERGED_SCORE",
     "build_result",
     "failed_result",
+    "scored_result",
 ]
 
 #: The score of a trial whose loss went non-finite (worse than any real classifier).
@@ -210,34 +211,27 @@ def build_result(
     recording replay shorter runs. ``sizes`` counts the examples trained and scored on.
     The one place a live trial's result is built, a failed one's included (:func:`failed_result`).
     """
-    none = {"accuracy": DIVERGED_SCORE, "macro_f1": DIVERGED_SCORE}
-    if report.diverged or not report.dev_curve:
-        # A diverged run scores DIVERGED_SCORE on every metric, whatever its epochs before.
-        dev = test = none
-    else:
-        dev = dev_history[report.selected_epoch]
-        test = test_history[report.selected_epoch] if test_history else test
-        if test is None:
+    if test_history:
+        test_curves = {m: [h[m] for h in test_history] for m in _METRICS}
+    else:  # test scored once, on the selected epoch's weights
+        if test is None and report.dev_curve and not report.diverged:
             raise ValueError("a finished run needs test scores: pass test_history or test.")
-    metric = task.spec.metric
-    return TrialResult(
+        test_curves = {m: [test[m] if test else DIVERGED_SCORE] * len(dev_history) for m in _METRICS}
+    curves = {**{f"dev_{m}": [h[m] for h in dev_history] for m in _METRICS},
+              **{f"test_{m}": values for m, values in test_curves.items()}}
+    return scored_result(
+        curves,
+        report.selected_epoch if report.dev_curve else -1,
+        report.diverged,
         task=task.name,
         backend=backend.name,
         model=backend.model_name or DEFAULT_MODEL,
         config=config.to_dict(),
         fidelity=fidelity.to_dict(),
         seed=seed,
-        metric=metric,
+        metric=task.spec.metric,
         dev_curve=report.dev_curve,
         train_loss=report.train_loss,
-        selected_epoch=report.selected_epoch + 1 if report.dev_curve else 0,
-        dev_score=dev[metric],
-        test_score=test[metric],
-        dev_accuracy=dev["accuracy"],
-        dev_macro_f1=dev["macro_f1"],
-        test_accuracy=test["accuracy"],
-        test_macro_f1=test["macro_f1"],
-        diverged=report.diverged,
         seconds=seconds,
         sizes=sizes,
         data_hash=task.data_hash,
@@ -257,13 +251,42 @@ def failed_result(
     backend: Backend, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, reason: str,
     seconds: float, device: str,
 ) -> TrialResult:
-    """The result of a trial that could not finish (its worker died): scored as diverged.
+    """Build the result of a trial that could not finish (its worker died): scored as diverged.
 
     The reason is in ``extra["failed"]``. It is never stored, so asking again retries it.
     """
     report = EpochReport(dev_curve=[], train_loss=[], selected_epoch=-1, diverged=True)
     return build_result(backend, task, config, fidelity, seed, report=report, dev_history=[], test_history=[],
                         seconds=seconds, sizes=task.sizes(), extra={"failed": reason}, device=device)
+
+
+_METRICS = ("accuracy", "macro_f1")
+
+
+def scored_result(curves: dict[str, list[float]], selected: int, diverged: bool, **fields: Any) -> TrialResult:
+    """Build a :class:`TrialResult`: the one constructor of results, live and replayed.
+
+    ``curves`` holds ``dev_accuracy``, ``dev_macro_f1``, ``test_accuracy`` and
+    ``test_macro_f1`` per epoch; the result's scores are those of epoch ``selected``
+    (0-based; -1: no epoch finished). A diverged run, or one without a finished epoch,
+    scores :data:`DIVERGED_SCORE` on every metric, whatever its epochs before.
+    """
+    metric = fields["metric"]
+
+    def pick(name: str) -> float:
+        return DIVERGED_SCORE if diverged or selected < 0 else curves[name][selected]
+
+    return TrialResult(
+        **fields,
+        selected_epoch=selected + 1,
+        dev_score=pick(f"dev_{metric}"),
+        test_score=pick(f"test_{metric}"),
+        dev_accuracy=pick("dev_accuracy"),
+        dev_macro_f1=pick("dev_macro_f1"),
+        test_accuracy=pick("test_accuracy"),
+        test_macro_f1=pick("test_macro_f1"),
+        diverged=bool(diverged),
+    )
 
 
 def _curves(dev: list[dict[str, float]], test: list[dict[str, float]]) -> dict[str, list[float]]:

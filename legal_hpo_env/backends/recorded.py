@@ -26,7 +26,7 @@ try:
 except ImportError:  # Python 3.10
     from importlib.abc import Traversable
 
-from legal_hpo_env.backends.base import DIVERGED_SCORE, TrialResult
+from legal_hpo_env.backends.base import TrialResult, scored_result
 from legal_hpo_env.backends.table import TableBackend
 from legal_hpo_env.space import SPACE
 
@@ -110,10 +110,11 @@ def _expand(task: str, entry: dict[str, Any], metadata: dict[str, Any]) -> list[
             diverged = row[col["diverged"]] and epochs > finished
             dev_curve = curves[f"dev_{metric}"][:epochs]
             selected = max(range(len(dev_curve)), key=lambda i: dev_curve[i]) if dev_curve else -1
-            pick = (lambda k, diverged=diverged, selected=selected, curves=curves:  # noqa: E731
-                    DIVERGED_SCORE if diverged or selected < 0 else curves[k][selected])
             results.append(
-                TrialResult(
+                scored_result(
+                    curves,
+                    selected,
+                    bool(diverged),
                     task=task,
                     backend="recorded",
                     model=entry["model"],
@@ -123,14 +124,6 @@ def _expand(task: str, entry: dict[str, Any], metadata: dict[str, Any]) -> list[
                     metric=metric,
                     dev_curve=dev_curve,
                     train_loss=row[col["train_loss"]][:epochs],
-                    selected_epoch=selected + 1,
-                    dev_score=pick(f"dev_{metric}"),
-                    test_score=pick(f"test_{metric}"),
-                    dev_accuracy=pick("dev_accuracy"),
-                    dev_macro_f1=pick("dev_macro_f1"),
-                    test_accuracy=pick("test_accuracy"),
-                    test_macro_f1=pick("test_macro_f1"),
-                    diverged=bool(diverged),
                     # cost in proportion to the epochs replayed
                     seconds=row[col["seconds"]] * min(epochs, max(finished, 1)) / max(finished, 1),
                     sizes=entry["sizes"],
