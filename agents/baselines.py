@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import Searcher, TuningRun, config_to_action, indices_to_action, play_episode, require_action_mode
+from legal_hpo_env.checks import is_int
 from legal_hpo_env.space import DEFAULT_RECIPE, Dimension, HyperParams
 
 __all__ = ["RandomSearch", "TPESearch", "DefaultRecipe"]
@@ -66,7 +67,7 @@ class TPESearch(Searcher):
     def __init__(
         self, n_startup_trials: int = 10, multivariate: bool = True, ordered: bool = False, **sampler_kwargs: Any
     ) -> None:
-        if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) or n_startup_trials < 0:
+        if not is_int(n_startup_trials) or n_startup_trials < 0:
             raise ValueError(f"n_startup_trials={n_startup_trials!r} must be an integer >= 0.")
         self.n_startup_trials = n_startup_trials
         self.multivariate = multivariate

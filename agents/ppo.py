@@ -22,6 +22,7 @@ from typing import Any
 import gymnasium as gym
 
 import legal_hpo_env  # noqa: F401  (registers LegalHPO-v0; cheap)
+from legal_hpo_env.checks import is_int
 
 try:
     from stable_baselines3 import PPO
@@ -105,7 +106,7 @@ def make_ppo(
     """
     if vec_env not in VEC_ENVS:
         raise ValueError(f"vec_env={vec_env!r} is not valid: choose one of {list(VEC_ENVS)}.")
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+    if not is_int(n_envs) or n_envs < 1:
         raise ValueError(f"n_envs={n_envs!r} must be an integer >= 1.")
     factory = make_env_factory(env_id) if isinstance(env_id, str) else env_id
     env_kwargs = dict(env_kwargs or {})

@@ -39,6 +39,7 @@ import gymnasium as gym
 
 from agents.base import Searcher, TuningRun
 from legal_hpo_env.backends.base import DIVERGED_SCORE
+from legal_hpo_env.checks import is_int, is_number
 from legal_hpo_env.execution import LocalExecutor
 from legal_hpo_env.space import HyperParams
 
@@ -116,11 +117,10 @@ class RayTuneASHA(Searcher):
         storage_path: str | None = None,
     ) -> None:
         eta = reduction_factor
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not math.isfinite(eta) or not eta > 1:
+        if not is_number(eta) or not math.isfinite(eta) or not eta > 1:
             raise ValueError(f"reduction_factor={reduction_factor!r} must be a number > 1.")
         concurrent = max_concurrent_trials
-        if concurrent is not None and (isinstance(concurrent, bool) or not isinstance(concurrent, int)
-                                       or concurrent < 1):
+        if concurrent is not None and (not is_int(concurrent) or concurrent < 1):
             raise ValueError(f"max_concurrent_trials={max_concurrent_trials!r} must be an integer >= 1 (or None).")
         self.reduction_factor = float(reduction_factor)
         self.max_concurrent_trials = max_concurrent_trials

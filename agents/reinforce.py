@@ -49,6 +49,7 @@ from gymnasium import spaces
 from torch import nn
 
 from agents.base import PolicyFileError, Searcher, TuningRun, play_episode
+from legal_hpo_env.checks import is_int
 
 __all__ = ["Args", "REINFORCE", "PolicySearcher", "returns_to_go", "time_step_baseline"]
 
@@ -89,7 +90,7 @@ class Args:
     def __post_init__(self) -> None:
         for name in ("hidden", "n_layers", "episodes_per_update", "seed", "torch_threads"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if not is_int(value) or value < 0:
                 raise ValueError(f"REINFORCE {name}={value!r} must be a non-negative integer.")
         if self.hidden < 1 or self.n_layers < 1:
             raise ValueError(f"REINFORCE needs hidden >= 1 and n_layers >= 1, got {self.hidden}, {self.n_layers}.")

@@ -7,7 +7,6 @@ wrong one is named with its valid values.
 
 from __future__ import annotations
 
-import numbers
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from legal_hpo_env.backends.base import Backend, Fidelity, ReplayBackend
+from legal_hpo_env.checks import is_int, is_number
 from legal_hpo_env.rewards import REWARDS
 from legal_hpo_env.tasks.suite import expand_tasks, is_task_set
 
@@ -25,10 +25,6 @@ RENDER_MODES = ("ansi",)
 #: Largest ``cost_penalty``/``diverged_penalty``: far beyond any useful value, small enough
 #: that a penalty times a trial's seconds cannot overflow to an infinite reward.
 MAX_PENALTY = 1e9
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,7 @@ class EnvConfig:
             raise ValueError(f"action_mode={self.action_mode!r} is not valid: choose one of {list(ACTION_MODES)}.")
         if not isinstance(self.reward, str) or self.reward not in REWARDS:
             raise ValueError(f"reward={self.reward!r} is not valid: choose one of {sorted(REWARDS)}.")
-        if not _is_int(self.budget) or self.budget < 1:
+        if not is_int(self.budget) or self.budget < 1:
             raise ValueError(f"budget={self.budget!r} must be an integer >= 1 (trials per episode).")
         set_("budget", int(self.budget))
         if not isinstance(self.start, str) or self.start not in ("default", "random"):
@@ -105,10 +101,10 @@ class EnvConfig:
         for name in ("cost_penalty", "diverged_penalty"):
             value = getattr(self, name)
             # numpy floats included; bounded, so that penalty x seconds stays a finite reward
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= MAX_PENALTY:
+            if not is_number(value) or not 0 <= float(value) <= MAX_PENALTY:
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0 (at most {MAX_PENALTY:g}).")
             set_(name, float(value))
-        if self.trial_seeds is not None and (not _is_int(self.trial_seeds) or not 1 <= self.trial_seeds <= 2**32):
+        if self.trial_seeds is not None and (not is_int(self.trial_seeds) or not 1 <= self.trial_seeds <= 2**32):
             raise ValueError(
                 f"trial_seeds={self.trial_seeds!r} must be an integer in [1, 2**32] (or None for the default)."
             )

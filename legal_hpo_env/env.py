@@ -195,6 +195,9 @@ class LegalHPOEnv(gym.Env):
             self.action_space = spaces.Box(-1.0, 1.0, (k,), np.float32)
         self.observation_space = spaces.Box(0.0, 1.0, (len(observation_layout()),), np.float32)
         self._objective: Objective | None = None
+        # the step path's constants: each grid's last index, and the action space's bounds
+        self._top = tuple(len(d.grid) - 1 for d in self.hp_space.dimensions)
+        self._nvec = tuple(int(n) for n in getattr(self.action_space, "nvec", ()))
 
     def _shared_space(self) -> SearchSpace:
         """The grid agents move on: the full space, or the recorded sub-grid of a replaying backend.
@@ -296,24 +299,23 @@ class LegalHPOEnv(gym.Env):
     # -- internals -----------------------------------------------------------------
 
     def _apply(self, action) -> list[int]:
-        arr = _checked_action(action, self.action_space)
+        arr = _checked_action(action, self.action_space, self._nvec)
         if arr is None:
             raise ValueError(
                 f"action {action!r} is outside the action space {self.action_space} (action_mode={self.action_mode!r})."
             )
+        top = self._top
+        if self.action_mode == "delta":  # one pass: move, then stay inside each grid
+            return [min(max(i + a - 1, 0), t) for i, a, t in zip(self._indices, arr, top)]
         indices = list(self._indices)
-        if self.action_mode == "delta":
-            indices = [i + a - 1 for i, a in zip(indices, arr.tolist())]
-        elif self.action_mode == "single":
-            a = int(arr)
-            if a > 0:
-                dim = (a - 1) // 2
-                indices[dim] += 1 if a % 2 == 0 else -1
-        else:
-            # decoded on the full space, then snapped to the grid moved on: an action means
-            # the same configuration on every backend
-            return list(self.hp_space.to_indices(SPACE.decode_unit(arr.tolist())))
-        return [min(max(i, 0), len(d.grid) - 1) for i, d in zip(indices, self.hp_space.dimensions)]
+        if self.action_mode == "single":
+            if arr > 0:
+                dim = (arr - 1) // 2
+                indices[dim] = min(max(indices[dim] + (1 if arr % 2 == 0 else -1), 0), top[dim])
+            return indices
+        # direct: decoded on the full space, then snapped to the grid moved on, so that an
+        # action means the same configuration on every backend
+        return list(self.hp_space.to_indices(SPACE.decode_unit(arr)))
 
     def _landscape(self) -> Landscape | None:
         objective = self._objective
@@ -355,15 +357,18 @@ class LegalHPOEnv(gym.Env):
             loss = 1.0
         else:
             loss = last.final_train_loss / (1.0 + last.final_train_loss)
+        # Each entry is in [0, 1] by construction (hyperparameters normalised and clipped,
+        # scores validated, task features clipped), so no array-wide clip: clamping the two
+        # scores keeps the guarantee for any backend's results.
         obs = SPACE.normalise(self._config) + [  # the full space: one meaning on every backend
-            0.0 if last is None else last.dev_score,
-            0.0 if self._best is None else self._best[0],
+            0.0 if last is None else min(1.0, max(0.0, last.dev_score)),
+            0.0 if self._best is None else min(1.0, max(0.0, self._best[0])),
             loss,
             self._trials / self.budget,
-            float(bool(last and last.diverged)),
+            1.0 if last is not None and last.diverged else 0.0,
             *self._task_features,
         ]
-        return np.clip(np.asarray(obs, dtype=np.float32), 0.0, 1.0)
+        return np.array(obs, dtype=np.float32)
 
     def _info(self, result: TrialResult, seed: int) -> dict[str, Any]:
         return {
@@ -386,8 +391,11 @@ class LegalHPOEnv(gym.Env):
         }
 
 
-def _checked_action(action: Any, space: spaces.Space) -> np.ndarray | None:
-    """The action as an array if the space contains it, else ``None``.
+def _checked_action(action: Any, space: spaces.Space, nvec: tuple[int, ...] = ()) -> Any:
+    """The action as plain Python numbers if the space contains it, else ``None``.
+
+    A list of ints (``MultiDiscrete``, whose bounds ``nvec`` the caller passes), an int
+    (``Discrete``), or a list of float32-rounded floats (``Box``).
 
     ``None`` also for what cannot be an action at all (strings, ragged lists, objects,
     booleans, complex numbers).
@@ -403,11 +411,13 @@ def _checked_action(action: Any, space: spaces.Space) -> np.ndarray | None:
         if arr.dtype.kind not in "iuf" or arr.shape != space.shape:
             return None
         arr = arr.astype(np.float32)
-        return arr if bool(np.all(arr >= space.low)) and bool(np.all(arr <= space.high)) else None
+        return arr.tolist() if bool(np.all(arr >= space.low)) and bool(np.all(arr <= space.high)) else None
     if arr.dtype.kind not in "iu":
         return None
     if isinstance(space, spaces.MultiDiscrete):  # a handful of values: Python beats numpy's reductions
-        ok = arr.shape == space.shape and all(0 <= a < n for a, n in zip(arr.tolist(), space.nvec.tolist()))
-    else:  # Discrete: a scalar, as gymnasium's Discrete.contains wants it
-        ok = arr.shape == () and 0 <= int(arr) < int(space.n)  # type: ignore[attr-defined]
-    return arr.astype(np.int64) if ok else None
+        values = arr.tolist()
+        if arr.shape == space.shape and all(0 <= a < n for a, n in zip(values, nvec)):
+            return values
+        return None
+    # Discrete: a scalar, as gymnasium's Discrete.contains wants it
+    return int(arr) if arr.shape == () and 0 <= int(arr) < int(space.n) else None  # type: ignore[attr-defined]

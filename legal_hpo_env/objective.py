@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 import copy
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from legal_hpo_env.backends import Fidelity, TrialResult, make_backend
 from legal_hpo_env.backends.base import AnyBackend, Backend, ReplayBackend
+from legal_hpo_env.checks import is_int
 from legal_hpo_env.execution import Executor, LocalExecutor
 from legal_hpo_env.space import HyperParams
 from legal_hpo_env.store import TrialStore, trial_key
@@ -40,7 +40,7 @@ MAX_SEED = 2**63 - 1
 
 def check_seed(seed: Any) -> int:
     """``seed`` as a native int, or a ValueError naming it and the valid range."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= MAX_SEED:
+    if not is_int(seed) or not 0 <= int(seed) <= MAX_SEED:
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63 - 1].")
     return int(seed)  # numpy ints do not serialise
 

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from legal_hpo_env.checks import is_number
+
 __all__ = ["HyperParams", "Dimension", "SearchSpace", "SPACE", "DEFAULT_RECIPE", "HyperParamError"]
 
 
@@ -74,7 +76,7 @@ class Dimension:
                 raise HyperParamError(f"{self.name}={value!r} is not valid: choose one of {list(self.grid)}.")
             return
         assert self.low is not None and self.high is not None  # numeric: both bounds set
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
             raise HyperParamError(f"{self.name}={value!r} must be a number in [{self.low:g}, {self.high:g}].")
         if not math.isfinite(float(value)) or not (self.low <= value <= self.high):
             raise HyperParamError(
@@ -153,7 +155,7 @@ def _valid_range(name: str) -> str:
 
 
 def _as_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_number(value):
         raise HyperParamError(
             f"{name}={value!r} must be a real number in {_valid_range(name)}, not {type(value).__name__}."
         )
@@ -161,7 +163,7 @@ def _as_float(name: str, value: Any) -> float:
 
 
 def _as_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_number(value):
         raise HyperParamError(
             f"{name}={value!r} must be an integer in {_valid_range(name)}, not {type(value).__name__}."
         )

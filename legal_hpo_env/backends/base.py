@@ -8,6 +8,7 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from legal_hpo_env.checks import is_int, is_number
 from legal_hpo_env.landscape import Landscape
 from legal_hpo_env.space import SPACE, HyperParams, SearchSpace
 
@@ -36,7 +37,7 @@ DIVERGED_SCORE = 0.0
 
 def _whole(value: Any) -> bool:
     """An integer (Python or numpy, not bool), or a float holding a whole finite number."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_number(value):
         return False
     return isinstance(value, numbers.Integral) or (math.isfinite(value) and float(value).is_integer())
 
@@ -149,7 +150,7 @@ class TrialResult:
                 raise ValueError(f"{name}={values!r} is not a list of {kind}")
         if not isinstance(self.diverged, bool):
             raise ValueError(f"diverged={self.diverged!r} is not true or false")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r} is not a non-negative integer")
         if not _loss(self.seconds):
             raise ValueError(f"seconds={self.seconds!r} is not a finite duration")
@@ -165,11 +166,11 @@ _SCORES = ("dev_score", "test_score", "dev_accuracy", "dev_macro_f1", "test_accu
 
 
 def _score(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+    return is_number(value) and 0.0 <= value <= 1.0
 
 
 def _loss(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return is_number(value) and math.isfinite(value) and value >= 0
 
 
 @dataclass

@@ -7,11 +7,12 @@ on it and :mod:`.rllib` registers the env with RLlib.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any
+
+from legal_hpo_env.checks import is_number
 
 __all__ = ["INSTALL_HINT", "import_ray", "connect", "shutdown", "check_resources", "check_amount"]
 
@@ -128,7 +129,7 @@ def shutdown() -> None:
 
 
 def check_amount(name: str, value: Any, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < minimum:
+    if not is_number(value) or not math.isfinite(value) or value < minimum:
         raise ValueError(f"{name}={value!r} must be a number >= {minimum:g} (fractions share a device).")
     return float(value)
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from legal_hpo_env.backends import BACKENDS, Fidelity, TrialResult, make_backend
 from legal_hpo_env.backends.base import failed_result
+from legal_hpo_env.checks import is_int
 from legal_hpo_env.distributed.cluster import check_amount, check_resources, connect, import_ray
 from legal_hpo_env.execution import Executor
 from legal_hpo_env.space import HyperParams
@@ -70,10 +71,10 @@ class RayOptions:
         object.__setattr__(self, "trial_gpus", check_amount("trial_gpus", self.trial_gpus, 0.0))
         if self.trial_cpus == 0 and self.trial_gpus == 0:
             raise ValueError("a remote trial needs some resource: trial_cpus or trial_gpus must be > 0.")
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+        if not is_int(self.retries) or self.retries < 0:
             raise ValueError(f"retries={self.retries!r} must be an integer >= 0.")
         limit = self.max_in_flight
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        if limit is not None and (not is_int(limit) or limit < 1):
             raise ValueError(f"max_in_flight={limit!r} must be an integer >= 1 (or None).")
 
     @classmethod
