@@ -151,7 +151,7 @@ def ray_scaling() -> list[str]:
 
 def main() -> None:
     for section in (protocol("head"), protocol("finetune"), recording("head"), recording("finetune"),
-                    recording_progress("finetune"), quality(),
+                    recording_progress("finetune"), recording_progress("head-suite"), quality(),
                     throughput(), head_speed(), env_speed(), ray_scaling()):
         if section:
             print("\n".join(section), end="\n\n")

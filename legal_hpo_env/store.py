@@ -295,11 +295,15 @@ class TrialStore:
         for key, data in rows:
             yield key, self._decode(key, data)
 
-    def export_jsonl(self, path: str | os.PathLike, backend: str | None = None) -> int:
+    def export_jsonl(
+        self, path: str | os.PathLike, backend: str | None = None, exclude: set[str] | frozenset[str] = frozenset()
+    ) -> int:
         """Write the stored trials (optionally of one backend) as gzipped JSON lines, atomically; return how many.
 
         Each line is ``{"key": ..., "result": ...}``. A compact, portable copy of a store:
-        another machine resumes from it with :meth:`import_jsonl`.
+        another machine resumes from it with :meth:`import_jsonl`. Trials whose key is in
+        ``exclude`` are left out (those an earlier export holds), and nothing is written
+        when none is left.
         """
         path = Path(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -308,10 +312,21 @@ class TrialStore:
         # changes only when trials are added
         with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
             for key, result in self.items(backend):
+                if key in exclude:
+                    continue
                 f.write((json.dumps({"key": key, "result": result.to_dict()}, sort_keys=True) + "\n").encode())
                 count += 1
-        os.replace(tmp, path)
+        if count:
+            os.replace(tmp, path)
+        else:
+            tmp.unlink()
         return count
+
+    @staticmethod
+    def exported_keys(path: str | os.PathLike) -> set[str]:
+        """The keys of the trials in a file written by :meth:`export_jsonl`."""
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return {json.loads(line)["key"] for line in f if line.strip()}
 
     def import_jsonl(self, path: str | os.PathLike) -> int:
         """Add the trials of a file written by :meth:`export_jsonl`; return how many were read.

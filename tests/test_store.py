@@ -183,3 +183,26 @@ def test_concurrent_writers(tmp_path):
     with sqlite3.connect(path) as conn:
         keys = [k for (k,) in conn.execute("SELECT key FROM trials")]
     assert len(keys) == len(set(keys)) == 410
+
+
+def test_an_export_in_chunks_resumes_a_fresh_store(tmp_path):
+    """A store's trials as JSON-lines chunks: each chunk holds only new trials, and the
+    chunks together rebuild the store on another machine."""
+    store = TrialStore(tmp_path / "a.db")
+    for i in range(3):
+        store.put(f"k{i}", make_result(i))
+    first = tmp_path / "runs-000.jsonl.gz"
+    assert store.export_jsonl(first) == 3 and TrialStore.exported_keys(first) == {"k0", "k1", "k2"}
+    store.put("k3", make_result(3))
+    second = tmp_path / "runs-001.jsonl.gz"
+    assert store.export_jsonl(second, exclude=TrialStore.exported_keys(first)) == 1
+    assert TrialStore.exported_keys(second) == {"k3"}
+    assert store.export_jsonl(tmp_path / "runs-002.jsonl.gz", exclude={"k0", "k1", "k2", "k3"}) == 0
+    assert not (tmp_path / "runs-002.jsonl.gz").exists()  # nothing new: no chunk
+    fresh = TrialStore(tmp_path / "b.db")
+    assert fresh.import_jsonl(first) + fresh.import_jsonl(second) == 4
+    assert fresh.get("k3") == make_result(3, from_store=True) and len(fresh) == 4
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"not gzip")
+    with pytest.raises(StoreError, match="not a readable export"):
+        fresh.import_jsonl(tmp_path / "bad.jsonl.gz")
+    assert len(fresh) == 4
