@@ -130,11 +130,13 @@ def recording_progress(fidelity: str) -> list[str]:
         return []
     fid = data["fidelity"]
     cost = ", ".join(f"{t} {s:.0f} s" for t, s in data.get("seconds_per_run", {}).items())
+    train = "all" if fid["max_train"] is None else fid["max_train"]
+    evaluation = "whole dev and test" if fid.get("max_eval") is None else f"dev and test capped at {fid['max_eval']}"
     return [f"**Recording the `{fidelity}` table**: {data['runs']} / {data['runs_planned']} runs done "
             f"({len(data['tasks'])} tasks x {data['runs_planned'] // len(data['tasks']) // len(data['seeds'])} "
-            f"configurations x {len(data['seeds'])} seeds; {fid['max_train']} training examples, max length "
-            f"{fid['max_length']}, dev and test capped at {fid.get('max_eval')}, {data['fixed']['epochs']} epochs). "
-            f"Mean seconds per run so far (two runs in parallel on the 2 cores, one thread each): {cost}.",
+            f"configurations x {len(data['seeds'])} seeds; {train} training examples, max length "
+            f"{fid['max_length']}, {evaluation}, {data['fixed']['epochs']} epochs). Mean seconds per run so far "
+            f"(on the 2 cores shared with the other recording and other work): {cost}.",
             "", _env_line(data)]
 
 
