@@ -18,9 +18,10 @@ from legal_hpo_env.checks import is_int, is_number
 from legal_hpo_env.rewards import REWARDS
 from legal_hpo_env.tasks.suite import expand_tasks, is_task_set
 
-__all__ = ["EnvConfig", "ACTION_MODES", "RENDER_MODES", "MAX_PENALTY"]
+__all__ = ["EnvConfig", "ACTION_MODES", "OBSERVATIONS", "RENDER_MODES", "MAX_PENALTY"]
 
 ACTION_MODES = ("delta", "single", "direct")
+OBSERVATIONS = ("basic", "adaptive")
 RENDER_MODES = ("ansi",)
 #: Largest ``cost_penalty``/``diverged_penalty``: far beyond any useful value, small enough
 #: that a penalty times a trial's seconds cannot overflow to an infinite reward.
@@ -53,6 +54,10 @@ class EnvConfig:
         store: trial store file (live backends).
         device: torch device (live backends).
         render_mode: ``None`` or ``"ansi"``; another mode is warned about and ignored.
+        observation: ``"basic"`` (the current configuration, last and best score, loss,
+            budget, task descriptors) or ``"adaptive"`` (also the incumbent, the previous
+            configuration and the effect of the last move, and per grid value whether it was
+            tried and its best score: :mod:`legal_hpo_env.history`).
         ray: run live trials on Ray: ``True``, or a mapping of
             :class:`~legal_hpo_env.distributed.RayOptions` fields (address, trial_cpus,
             trial_gpus, retries, max_in_flight).
@@ -77,6 +82,7 @@ class EnvConfig:
     device: str | None = None
     render_mode: str | None = None
     ray: Any = None
+    observation: str = "basic"
 
     @classmethod
     def of(cls, kwargs: Mapping[str, Any]) -> EnvConfig:
@@ -96,6 +102,8 @@ class EnvConfig:
         if not is_int(self.budget) or self.budget < 1:
             raise ValueError(f"budget={self.budget!r} must be an integer >= 1 (trials per episode).")
         set_("budget", int(self.budget))
+        if not isinstance(self.observation, str) or self.observation not in OBSERVATIONS:
+            raise ValueError(f"observation={self.observation!r} is not valid: choose one of {list(OBSERVATIONS)}.")
         if not isinstance(self.start, str) or self.start not in ("default", "random"):
             raise ValueError(f"start={self.start!r} is not valid: choose 'default' or 'random'.")
         for name in ("cost_penalty", "diverged_penalty"):

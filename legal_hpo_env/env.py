@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from legal_hpo_env.backends.base import ReplayBackend, TrialResult
 from legal_hpo_env.config import ACTION_MODES, EnvConfig
+from legal_hpo_env.history import SearchHistory, history_layout
 from legal_hpo_env.landscape import Landscape
 from legal_hpo_env.objective import Objective
 from legal_hpo_env.rewards import shaped_reward
@@ -42,14 +43,15 @@ class TaskView:
         return self.objective.replay_backend.mean_score(self.task, config)
 
 
-def observation_layout() -> list[str]:
-    """Names of the observation's entries, in order."""
-    return (
+def observation_layout(observation: str = "basic") -> list[str]:
+    """Names of the observation's entries, in order (``"adaptive"`` appends the search history)."""
+    basic = (
         [f"hp/{name}" for name in SPACE.names]
         + ["last_score", "best_score", "last_train_loss", "budget_used", "last_diverged"]
         + [f"family/{f}" for f in FAMILIES]
         + ["log_train_size", "log_num_labels", "log_mean_chars"]
     )
+    return basic + history_layout() if observation == "adaptive" else basic
 
 
 class LegalHPOEnv(gym.Env):
@@ -97,6 +99,13 @@ class LegalHPOEnv(gym.Env):
     | k+13        | log2(labels) / 7                                             |
     | k+14        | log10(mean input characters) / 5                             |
 
+    With ``observation="adaptive"`` the search history follows
+    (:func:`legal_hpo_env.history.history_layout`, 2k + 3 + 2g entries for g grid values in
+    all: 83): the incumbent's configuration and score, the previous configuration, the
+    effect of the last move ((last - previous score + 1) / 2) and whether it improved the
+    incumbent, then for every value of every grid whether a trial used it and the best dev
+    score such a trial gave.
+
     ## Rewards
     ``reward="score"``: the dev score (headline metric) of the new configuration.
     ``reward="improvement"``: the gain of the best dev score so far (the return is then
@@ -135,7 +144,8 @@ class LegalHPOEnv(gym.Env):
 
     ## Version History
     * v0: initial version. Later within v0: observations and ``direct`` actions
-      normalised against the full search space on every backend; seven task families.
+      normalised against the full search space on every backend; seven task families;
+      the opt-in ``observation="adaptive"``.
 
     >>> import gymnasium as gym, legal_hpo_env
     >>> env = gym.make("LegalHPO-v0", task="unfair_tos", backend="head")  # doctest: +SKIP
@@ -193,7 +203,8 @@ class LegalHPOEnv(gym.Env):
             self.action_space = spaces.Discrete(2 * k + 1)
         else:
             self.action_space = spaces.Box(-1.0, 1.0, (k,), np.float32)
-        self.observation_space = spaces.Box(0.0, 1.0, (len(observation_layout()),), np.float32)
+        self.observation_space = spaces.Box(0.0, 1.0, (len(observation_layout(cfg.observation)),), np.float32)
+        self._history = SearchHistory() if cfg.observation == "adaptive" else None
         self._objective: Objective | None = None
         self._replay: ReplayBackend | None = None
         # the step path's constants: each grid's last index, and the action space's bounds
@@ -255,6 +266,8 @@ class LegalHPOEnv(gym.Env):
         self._best: tuple[float, HyperParams, TrialResult] | None = None
         self._incumbent: dict[str, Any] = {"best_config": None, "best_score": None}
         self._last: TrialResult | None = None
+        if self._history is not None:
+            self._history.reset()
         self._land = self._landscape()
         meta = self._objective.meta_features()
         self._task_features = self._encode_task(meta)
@@ -265,6 +278,7 @@ class LegalHPOEnv(gym.Env):
             raise RuntimeError("step() was called before reset(): call env.reset() first.")
         if self._trials >= self.budget:
             raise RuntimeError(f"the episode is over (budget of {self.budget} trials used): call env.reset().")
+        before = self._config
         self._indices = self._apply(action)
         self._config = self.hp_space.from_indices(self._indices)
         seed = int(self.np_random.integers(self.trial_seeds))
@@ -286,6 +300,8 @@ class LegalHPOEnv(gym.Env):
         )
         self._trials += 1
         self._last = result
+        if self._history is not None:
+            self._history.record(before, self._config, result.dev_score, result.diverged)
         if not result.diverged and (self._best is None or result.dev_score > self._best[0]):
             self._best = (result.dev_score, self._config, result)
             self._incumbent = self._incumbent_info()
@@ -374,6 +390,8 @@ class LegalHPOEnv(gym.Env):
             1.0 if last is not None and last.diverged else 0.0,
             *self._task_features,
         ]
+        if self._history is not None:
+            obs += self._history.features()
         return np.array(obs, dtype=np.float32)
 
     def _info(self, result: TrialResult, seed: int) -> dict[str, Any]:

@@ -165,6 +165,7 @@ def recorded_envs(table, mode: str) -> list[gym.Env]:
         dict(reward="regret", budget=7, cost_penalty=MAX_PENALTY, diverged_penalty=MAX_PENALTY),
         dict(reward="regret", start="random", budget=50, trial_seeds=2**32),
         dict(reward="improvement", trial_seeds=1, cost_penalty=1e-12),
+        dict(reward="regret", observation="adaptive", start="random", budget=12),
     ]
     envs = [gym.make("LegalHPO-v0", task="t", backend=backend, action_mode=mode, **v) for v in variants]
     if "head" in available_tables():  # the packaged table, when this checkout has one
