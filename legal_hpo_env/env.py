@@ -327,8 +327,8 @@ class LegalHPOEnv(gym.Env):
                 f"action {action!r} is outside the action space {self.action_space} (action_mode={self.action_mode!r})."
             )
         top = self._top
-        if self.action_mode == "delta":  # one pass: move, then stay inside each grid
-            return [min(max(i + a - 1, 0), t) for i, a, t in zip(self._indices, arr, top)]
+        if self.action_mode == "delta":  # one pass: a move past the end of a grid stays at the end
+            return [j if 0 <= (j := i + a - 1) <= t else i for i, a, t in zip(self._indices, arr, top)]
         indices = list(self._indices)
         if self.action_mode == "single":
             if arr > 0:
@@ -375,10 +375,9 @@ class LegalHPOEnv(gym.Env):
         last = self._last
         if last is None:
             loss = 0.0
-        elif last.diverged or not math.isfinite(last.final_train_loss):
-            loss = 1.0
         else:
-            loss = last.final_train_loss / (1.0 + last.final_train_loss)
+            final = last.train_loss[-1] if last.train_loss else math.nan
+            loss = 1.0 if last.diverged or not math.isfinite(final) else final / (1.0 + final)
         # Each entry is in [0, 1] by construction (hyperparameters normalised and clipped,
         # scores validated, task features clipped), so no array-wide clip: clamping the two
         # scores keeps the guarantee for any backend's results.
@@ -395,7 +394,8 @@ class LegalHPOEnv(gym.Env):
         return np.array(obs, dtype=np.float32)
 
     def _info(self, result: TrialResult, seed: int) -> dict[str, Any]:
-        return {
+        train_loss = result.train_loss
+        info = {
             "task": result.task,
             "config": self._config.to_dict(),
             "trial_seed": seed,
@@ -403,16 +403,18 @@ class LegalHPOEnv(gym.Env):
             "dev_curve": list(result.dev_curve),
             "dev_accuracy": result.dev_accuracy,
             "dev_macro_f1": result.dev_macro_f1,
-            "train_loss": result.final_train_loss,
+            "train_loss": train_loss[-1] if train_loss else math.nan,
             "diverged": result.diverged,
             "from_store": result.from_store,
-            **({"failed": result.extra["failed"]} if "failed" in result.extra else {}),
             "seconds": result.seconds,
-            **self._incumbent,
-            # a fresh dict each step: users keep infos, and may change them
-            "best_config": None if self._best is None else dict(self._incumbent["best_config"]),
             "trials": self._trials,
         }
+        info.update(self._incumbent)
+        if self._best is not None:  # a fresh dict each step: users keep infos, and may change them
+            info["best_config"] = dict(self._incumbent["best_config"])
+        if "failed" in result.extra:
+            info["failed"] = result.extra["failed"]
+        return info
 
 
 def _checked_action(action: Any, space: spaces.Space, nvec: tuple[int, ...] = ()) -> Any:
@@ -439,9 +441,11 @@ def _checked_action(action: Any, space: spaces.Space, nvec: tuple[int, ...] = ()
     if arr.dtype.kind not in "iu":
         return None
     if isinstance(space, spaces.MultiDiscrete):  # a handful of values: Python beats numpy's reductions
+        if arr.shape != space.shape:
+            return None
         values = arr.tolist()
-        if arr.shape == space.shape and all(0 <= a < n for a, n in zip(values, nvec)):
-            return values
-        return None
+        if nvec and nvec.count(nvec[0]) == len(nvec):  # one size (delta: 3): two builtins check them all
+            return values if min(values) >= 0 and max(values) < nvec[0] else None
+        return values if all(0 <= a < n for a, n in zip(values, nvec)) else None
     # Discrete: a scalar, as gymnasium's Discrete.contains wants it
     return int(arr) if arr.shape == () and 0 <= int(arr) < int(space.n) else None  # type: ignore[attr-defined]
