@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
 
     tasks = sub.add_parser("tasks", help="list tasks, their sizes and whether their data was found")
     tasks.add_argument("--data-dir", help="folder with the legal data (default: $LEGAL_HPO_DATA)")
+    tasks.add_argument("--task", help="show one task in detail: its labels (with counts) and split sizes; "
+                                      "custom:FILE included")
 
     ev = sub.add_parser("evaluate", help="run one trial and print its result as JSON")
     ev.add_argument("--task", required=True)
@@ -61,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     for dim in SPACE.dimensions:
         kind = str if dim.categorical else (int if dim.name in ("batch_size", "epochs") else float)
         ev.add_argument(f"--{dim.name.replace('_', '-')}", type=kind, help=f"{dim.help} (grid {list(dim.grid)})")
+    ev.add_argument("--off-grid", action="store_true",
+                    help="evaluate values off the search grid as given (otherwise they are refused)")
     ev.add_argument("--output", help="also write the JSON result to this file")
 
     tune = sub.add_parser("tune", help="tune a task with an agent or baseline and report the best configuration")
@@ -102,8 +107,30 @@ def _check_agents() -> None:
         )
 
 
+def _cmd_task_detail(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from legal_hpo_env.tasks import load_task
+
+    data = load_task(args.task, args.data_dir)
+    print(f"{data.name}: {data.spec.description}")
+    print(f"family {data.spec.family}, metric {data.spec.metric}, licence {data.spec.licence}, "
+          f"data hash {data.data_hash}")
+    sizes = data.sizes()
+    print("split sizes: " + ", ".join(f"{split} {n}" for split, n in sizes.items()))
+    width = max(len(name) for name in data.label_names)
+    print(f"{'label':<{width}}  {'train':>6} {'dev':>5} {'test':>5}")
+    counts = {split: Counter(ex.label for ex in getattr(data, split)) for split in sizes}
+    for i, name in enumerate(data.label_names):
+        print(f"{name:<{width}}  {counts['train'][i]:>6} {counts['dev'][i]:>5} {counts['test'][i]:>5}")
+    return 0
+
+
 def _cmd_tasks(args: argparse.Namespace) -> int:
     from legal_hpo_env.tasks import TASKS, DataError, load_task
+
+    if args.task:
+        return _cmd_task_detail(args)
 
     rows = []
     for name, spec in TASKS.items():
@@ -133,7 +160,20 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     overrides = {d.name: getattr(args, d.name) for d in SPACE.dimensions if getattr(args, d.name) is not None}
+    if args.backend == "head" and "learning_rate" not in overrides:
+        # the recipe's 3e-5 barely moves a linear head in a few epochs; 3e-3 is where it learns
+        overrides["learning_rate"] = HEAD_LEARNING_RATE
     config = HyperParams.from_dict(overrides)
+    off = [(name, value) for name, value in overrides.items() if value not in SPACE[name].grid]
+    if off and not args.off_grid:
+        name, value = off[0]
+        grid = SPACE[name].grid
+        near = sorted(grid, key=lambda v: abs(math.log(v / value)) if SPACE[name].log else abs(v - value))[:2]
+        raise ValueError(
+            f"--{name.replace('_', '-')} {value:g} is off the search grid {list(grid)} that agents and tables use: "
+            f"choose one of it (nearest: {', '.join(f'{v:g}' for v in sorted(near))}), or add --off-grid to "
+            "evaluate it as given."
+        )
     ray = _ray_options(args)
     executor = None
     if ray is not None:
@@ -185,6 +225,9 @@ def _env_kwargs(args: argparse.Namespace, task: Any) -> dict[str, Any]:
     return {**kwargs, "model": args.model, "data_dir": args.data_dir, "max_train": args.max_train,
             "max_length": args.max_length, "store": args.store, "device": args.device, "ray": ray}
 
+
+#: ``evaluate --backend head``'s learning rate when none is given.
+HEAD_LEARNING_RATE = 3e-3
 
 #: REINFORCE settings for tuning episodes: no discount (each trial's score is its own
 #: reward) and a batch of 4 episodes per update.

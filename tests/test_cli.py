@@ -84,3 +84,24 @@ def test_common_mistakes_are_one_clear_line_before_any_trial(argv, fragments, ca
     assert out == "" and len(err.strip().splitlines()) == 1, err  # no trial ran, no traceback
     for fragment in fragments:
         assert fragment in err, (fragment, err)
+
+
+def test_tasks_shows_one_tasks_labels_and_splits(tiny_task, capsys):
+    assert main(["tasks", "--task", tiny_task]) == 0
+    out = capsys.readouterr().out
+    assert "split sizes: train 42, dev 9, test 9" in out
+    for label in ("Arbitration", "Other", "Termination"):
+        assert label in out
+    assert main(["tasks", "--task", "custom:/no/such/file.csv"]) == 2
+
+
+def test_evaluate_refuses_off_grid_values_unless_asked(tiny_task, tiny_model, capsys):
+    argv = ["evaluate", "--task", tiny_task, "--model", tiny_model, "--epochs", "1", "--max-length", "32"]
+    assert main([*argv, "--learning-rate", "0.007"]) == 2
+    err = capsys.readouterr().err
+    assert "--learning-rate 0.007 is off the search grid" in err and "nearest: 0.003, 0.01" in err
+    assert "--off-grid" in err
+    assert main([*argv, "--learning-rate", "0.007", "--off-grid"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["learning_rate"] == 0.007
+    assert main(argv) == 0  # the head's own default learning rate, where a linear head learns
+    assert json.loads(capsys.readouterr().out)["config"]["learning_rate"] == 3e-3
