@@ -54,6 +54,7 @@ class TuningRun:
         best_config: the best configuration found (``None`` if every trial diverged).
         best_score: its dev score.
         best_test_score: its test score (as the env reports it at the episode end).
+        best_seed: the training seed of the trial that found it (to train that model again).
         seconds: wall-clock seconds of the episode (the agent's and the env's time).
         trial_seconds: training seconds reported by the trials (recorded seconds when a
             table replays them: the compute the search would have cost).
@@ -68,6 +69,7 @@ class TuningRun:
     best_config: dict[str, Any] | None = None
     best_score: float = DIVERGED_SCORE
     best_test_score: float = DIVERGED_SCORE
+    best_seed: int | None = None
     seconds: float = 0.0
     trial_seconds: float = 0.0
 
@@ -137,6 +139,8 @@ def play_episode(
         run.configs.append(dict(info["config"]))
         run.dev_scores.append(float(info["dev_score"]))
         best = info.get("best_score")
+        if best is not None and (not run.best_curve or float(best) > run.best_curve[-1]):
+            run.best_seed = info.get("trial_seed")  # this trial became the incumbent
         run.best_curve.append(DIVERGED_SCORE if best is None else float(best))
         run.trial_seconds += float(info.get("seconds", 0.0))
     run.best_config = None if info.get("best_config") is None else dict(info["best_config"])

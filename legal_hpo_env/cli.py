@@ -1,4 +1,4 @@
-"""``legal-hpo``: list tasks, evaluate one configuration, tune, train an agent."""
+"""``legal-hpo``: list tasks, evaluate one configuration, tune, save and use the tuned model, train an agent."""
 
 from __future__ import annotations
 
@@ -79,8 +79,17 @@ def _parser() -> argparse.ArgumentParser:
                       help="env steps to train an RL agent without --policy "
                            "(each is a trial: lower it on live backends)")
     tune.add_argument("--report", help="JSON report file (default: legal-hpo-report-<task>-<agent>.json)")
+    tune.add_argument("--save-model", metavar="DIR",
+                      help="train the best configuration once more (its seed) and save the model to DIR "
+                           "(live backends: head, finetune); `legal-hpo predict --model DIR` uses it")
     _add_data_args(tune)
     _add_ray_args(tune)
+
+    pred = sub.add_parser("predict", help="predict labels (and class probabilities) with a saved model")
+    pred.add_argument("--model", required=True, help="a folder saved by `legal-hpo tune --save-model`")
+    pred.add_argument("--input", required=True, help="CSV, TSV or JSONL with a `text` column (optional `text_pair`)")
+    pred.add_argument("--output", help="where to write the predictions (.csv or .jsonl; default: print JSON lines)")
+    pred.add_argument("--batch-size", type=int, default=64)
 
     train = sub.add_parser("train-agent", help="train an RL policy on the env and save it for `tune --policy`")
     train.add_argument("--agent", choices=("reinforce", "ppo"), default="reinforce")
@@ -242,6 +251,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     path = Path(args.report or f"legal-hpo-report-{args.task.replace('/', '_').replace(':', '_')}-{args.agent}.json")
     _check_writable(path, "--report")  # before any trial, not after all of them
+    if args.save_model and args.backend == "recorded":
+        raise ValueError("--save-model trains the best configuration: tune with --backend head or finetune "
+                         "(a recorded table holds scores, not models).")
     env = gym.make("LegalHPO-v0", **_env_kwargs(args, args.task))
     if args.agent in ("random", "tpe", "default"):
         from agents import make_searcher
@@ -263,7 +275,48 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     print(json.dumps(run.best_config, indent=2))
     regret = "" if final.get("regret") is None else f"  normalised regret {final['regret']:.4f}"
     print(f"dev {run.best_score:.4f}  test {run.best_test_score:.4f}{regret}  report: {path}")
+    if args.save_model:
+        if run.best_config is None:
+            raise ValueError("every trial diverged: there is no model to save.")
+        objective = env.unwrapped.view.objective  # type: ignore[attr-defined]
+        result = objective.live_backend.evaluate(
+            objective.data, HyperParams.from_dict(run.best_config), objective.fidelity, run.best_seed or 0,
+            progress=True, save_to=args.save_model,
+        )
+        report["saved_model"] = {"folder": str(Path(args.save_model).resolve()), "dev_score": result.dev_score,
+                                 "test_score": result.test_score}
+        print(f"saved the model (dev {result.dev_score:.4f}, test {result.test_score:.4f}) to {args.save_model}")
     path.write_text(json.dumps(finite_json(report), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from legal_hpo_env.model import TunedModel
+    from legal_hpo_env.tasks.readers import read_table
+
+    model = TunedModel.load(args.model)
+    if args.output:
+        _check_writable(Path(args.output), "--output")
+    rows = read_table(Path(args.input), columns=("text",), optional=("text_pair",))
+    texts = [str(r["text"]) for r in rows]
+    pairs = [str(r["text_pair"]) if r.get("text_pair") else None for r in rows]
+    predictions = model.predict(texts, pairs, batch_size=args.batch_size, progress=True)
+    if args.output and args.output.endswith(".csv"):
+        import csv
+
+        with open(args.output, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["label", *(f"p_{name}" for name in model.label_names)])
+            for p in predictions:
+                writer.writerow([p["label"], *(f"{p['probabilities'][name]:.6f}" for name in model.label_names)])
+    else:
+        lines = "".join(json.dumps(p) + "\n" for p in predictions)
+        if args.output:
+            Path(args.output).write_text(lines, encoding="utf-8")
+        else:
+            sys.stdout.write(lines)
+    if args.output:
+        print(f"wrote {len(predictions)} predictions to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -339,7 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from legal_hpo_env.store import StoreError
     from legal_hpo_env.tasks import DataError, UnknownTaskError
 
-    handlers = {"tasks": _cmd_tasks, "evaluate": _cmd_evaluate, "tune": _cmd_tune, "train-agent": _cmd_train_agent}
+    handlers = {"tasks": _cmd_tasks, "evaluate": _cmd_evaluate, "tune": _cmd_tune, "train-agent": _cmd_train_agent,
+                "predict": _cmd_predict}
     try:
         if args.command in ("tune", "train-agent"):
             _check_agents()

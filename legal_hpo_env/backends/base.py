@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import math
 import numbers
+import os
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -335,8 +336,13 @@ class Backend(_Identity, abc.ABC):
         seed: int,
         *,
         progress: bool = False,
+        save_to: str | os.PathLike | None = None,
     ) -> TrialResult:
-        """Train with ``config`` and return its result. A diverged run is a result, not an error."""
+        """Train with ``config`` and return its result. A diverged run is a result, not an error.
+
+        With ``save_to`` the model of the best dev epoch is saved to that folder
+        (:mod:`legal_hpo_env.model` loads it).
+        """
 
 
 class ReplayBackend(_Identity, abc.ABC):

@@ -9,8 +9,10 @@ on the weights of the best dev epoch.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -94,7 +96,8 @@ class FinetuneBackend(Backend):
         return {"test_each_epoch": self.test_each_epoch}
 
     def evaluate(
-        self, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False
+        self, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False,
+        save_to: str | os.PathLike | None = None,
     ) -> TrialResult:
         from transformers import AutoModelForSequenceClassification
 
@@ -155,7 +158,7 @@ class FinetuneBackend(Backend):
             model.load_state_dict(report.best_state)
             model.eval()
             test = scores(test_labels, predict(model, test_inputs, pad_id, self.device))
-        return build_result(
+        result = build_result(
             self,
             task,
             config,
@@ -168,3 +171,22 @@ class FinetuneBackend(Backend):
             seconds=time.perf_counter() - start,
             sizes={"train": len(keep), "dev": len(dev_keep), "test": len(test_keep)},
         )
+        if save_to is not None:
+            _save(model, tokenizer, report, result, task, Path(save_to), fidelity.max_length)
+        return result
+
+
+def _save(model: Any, tokenizer: Any, report: Any, result: TrialResult, task: TaskData, folder: Path,
+          max_length: int) -> None:
+    """Save the best dev epoch's classifier the Hugging Face way, with its description and card."""
+    from legal_hpo_env.model import write_model_files
+
+    if report.diverged or report.best_state is None:
+        raise ValueError("the run diverged: there is no model to save; choose another configuration.")
+    folder.mkdir(parents=True, exist_ok=True)
+    model.load_state_dict(report.best_state)
+    model.config.id2label = dict(enumerate(task.label_names))
+    model.config.label2id = {name: i for i, name in enumerate(task.label_names)}
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    write_model_files(folder, result, "finetune", max_length, encoder=None)

@@ -150,7 +150,8 @@ class HeadBackend(Backend):
         self.device = pick_device(device)
 
     def evaluate(
-        self, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False
+        self, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False,
+        save_to: str | os.PathLike | None = None,
     ) -> TrialResult:
         features = encoder_features(task, self.model_name, fidelity.max_length, self.device)
         start = time.perf_counter()
@@ -192,7 +193,7 @@ class HeadBackend(Backend):
             return dev_history[-1][task.spec.metric]
 
         report = train_epochs(head, config, batches, step_loss, dev_score, steps_per_epoch=steps_per_epoch)
-        return build_result(
+        result = build_result(
             self,
             task,
             config,
@@ -204,3 +205,22 @@ class HeadBackend(Backend):
             seconds=time.perf_counter() - start,
             sizes={"train": n, "dev": len(dev_keep), "test": len(test_keep)},
         )
+        if save_to is not None:
+            if report.diverged or report.best_state is None:
+                raise ValueError("the run diverged: there is no model to save; choose another configuration.")
+            _save_head(report.best_state, mean, std, result, Path(save_to), fidelity.max_length, self.model_name)
+        return result
+
+
+def _save_head(state: dict, mean: np.ndarray, std: np.ndarray, result: TrialResult, folder: Path, max_length: int,
+               encoder: str | None) -> None:
+    """Save the best dev epoch's head and the feature standardisation, with a reference to the encoder."""
+    from safetensors.torch import save_file
+
+    from legal_hpo_env.model import HEAD_WEIGHTS, write_model_files
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {"weight": state["1.weight"], "bias": state["1.bias"],  # Sequential(Dropout, Linear)
+               "mean": torch.from_numpy(np.ascontiguousarray(mean)), "std": torch.from_numpy(np.ascontiguousarray(std))}
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(folder / HEAD_WEIGHTS))
+    write_model_files(folder, result, "head", max_length, encoder=encoder)

@@ -11,7 +11,15 @@ from typing import Any
 from legal_hpo_env.backends.base import DEFAULT_MODEL
 from legal_hpo_env.tasks import TaskData
 
-__all__ = ["DEFAULT_MODEL", "ModelLoadError", "resolve_model", "load_tokenizer", "encode_task", "model_config"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "ModelLoadError",
+    "resolve_model",
+    "load_tokenizer",
+    "encode_task",
+    "encode_texts",
+    "model_config",
+]
 
 #: Characters kept per token of ``max_length`` before tokenising (a WordPiece token spans
 #: a few characters; a word over 100 characters is one unknown token).
@@ -107,24 +115,31 @@ def model_fingerprint(name: str | None) -> str:
     return h.hexdigest()[:12]
 
 
+def encode_texts(tokenizer: Any, texts: list[str], pairs: list[str | None], max_length: int) -> Encoded:
+    """Token ids of texts (and their second segments), truncated to ``max_length`` tokens.
+
+    Texts are cut to far more characters than ``max_length`` tokens can cover before they
+    are tokenised: truncation keeps the same tokens, and one 50 MB field costs no gigabytes.
+    """
+    chars = max_length * CHARS_PER_TOKEN
+    cut_pairs = [None if p is None else p[:chars] for p in pairs]
+    encoded = tokenizer(
+        [t[:chars] for t in texts],
+        cut_pairs if any(p is not None for p in cut_pairs) else None,
+        truncation="longest_first",
+        max_length=max_length,
+    )
+    return {key: encoded[key] for key in ("input_ids", "token_type_ids") if key in encoded}
+
+
 @lru_cache(maxsize=32)
 def _encode(task: TaskData, name: str | None, max_length: int) -> dict[str, Encoded]:
     tokenizer = load_tokenizer(name)
-    out: dict[str, Encoded] = {}
-    # Texts are cut to far more characters than max_length tokens can cover before they are
-    # tokenised: truncation keeps the same tokens, and one 50 MB field costs no gigabytes.
-    chars = max_length * CHARS_PER_TOKEN
-    for split in ("train", "dev", "test"):
-        examples = getattr(task, split)
-        pairs = [None if ex.text_pair is None else ex.text_pair[:chars] for ex in examples]
-        encoded = tokenizer(
-            [ex.text[:chars] for ex in examples],
-            pairs if any(p is not None for p in pairs) else None,
-            truncation="longest_first",
-            max_length=max_length,
-        )
-        out[split] = {key: encoded[key] for key in ("input_ids", "token_type_ids") if key in encoded}
-    return out
+    return {
+        split: encode_texts(tokenizer, [ex.text for ex in getattr(task, split)],
+                            [ex.text_pair for ex in getattr(task, split)], max_length)
+        for split in ("train", "dev", "test")
+    }
 
 
 def encode_task(task: TaskData, name: str | None, max_length: int) -> dict[str, Encoded]:
