@@ -76,8 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--budget", type=int, default=20, help="trials (default 20)")
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--train-steps", type=int, default=10000,
-                      help="env steps to train an RL agent without --policy "
-                           "(each is a trial: lower it on live backends)")
+                      help="env steps to train an RL agent without --policy, on the recorded table's other tasks "
+                           "(never on the task it tunes)")
     tune.add_argument("--report", help="JSON report file (default: legal-hpo-report-<task>-<agent>.json)")
     tune.add_argument("--save-model", metavar="DIR",
                       help="train the best configuration once more (its seed) and save the model to DIR "
@@ -331,20 +331,43 @@ def _check_writable(path: Path, flag: str) -> None:
         raise ValueError(f"{flag} {path}: the folder {folder} is not writable; choose another path.")
 
 
+def _held_out_training_tasks(args: argparse.Namespace) -> list[str]:
+    """Return the tasks an RL agent trains on before tuning ``args.task``.
+
+    Every other task of the recorded table: the agent never trains on the task it then tunes.
+    """
+    if args.backend != "recorded":
+        raise ValueError(
+            f"--agent {args.agent} without --policy would train on the task it tunes, with live trials: train a "
+            "policy on other tasks first (`legal-hpo train-agent --backend recorded --task ...`), then pass --policy."
+        )
+    from legal_hpo_env.backends.recorded import RecordedBackend
+
+    others = [t for t in RecordedBackend(args.table).tasks if t != args.task]
+    if not others:
+        raise ValueError(f"the {args.table!r} table holds no task but {args.task!r} to train on: pass --policy.")
+    print(f"training {args.agent} for {args.train_steps} steps on {others} (held out: {args.task})", file=sys.stderr)
+    return others
+
+
 def _load_or_train(args: argparse.Namespace, env: Any) -> Any:
+    import gymnasium as gym
+
     if args.agent == "reinforce":
         from agents.reinforce import REINFORCE
 
         if args.policy:
             return REINFORCE.load(args.policy, env=env)
-        return REINFORCE(env, seed=args.seed, **REINFORCE_SETTINGS).learn(args.train_steps)
+        training = gym.make("LegalHPO-v0", **_env_kwargs(args, _held_out_training_tasks(args)))
+        return REINFORCE(training, seed=args.seed, **REINFORCE_SETTINGS).learn(args.train_steps)
     from agents.ppo import make_ppo  # a clear ImportError if the sb3 extra is missing
 
     if args.policy:
         from agents.ppo import load_ppo  # reads weights only: a policy file never runs code
 
         return load_ppo(args.policy, _env_kwargs(args, args.task), n_envs=1, seed=args.seed)
-    return make_ppo(_env_kwargs(args, args.task), n_envs=1, seed=args.seed).learn(args.train_steps)
+    training_kwargs = _env_kwargs(args, _held_out_training_tasks(args))
+    return make_ppo(training_kwargs, n_envs=1, seed=args.seed).learn(args.train_steps)
 
 
 def _cmd_train_agent(args: argparse.Namespace) -> int:

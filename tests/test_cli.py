@@ -42,13 +42,11 @@ def test_bad_input_is_one_clear_error_line(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("agent", ["random", "tpe", "default", "reinforce"])
+@pytest.mark.parametrize("agent", ["random", "tpe", "default"])
 def test_tune_reports_the_best_configuration(agent, tiny_task, tiny_model, tmp_path, capsys):
     report = tmp_path / "report.json"
     argv = ["tune", "--agent", agent, "--task", tiny_task, "--backend", "head", "--model", tiny_model,
             "--budget", "3", "--max-length", "32", "--report", str(report), "--store", str(tmp_path / "s.sqlite")]
-    if agent == "reinforce":
-        argv += ["--train-steps", "6"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     data = json.loads(report.read_text())
@@ -105,3 +103,16 @@ def test_evaluate_refuses_off_grid_values_unless_asked(tiny_task, tiny_model, ca
     assert json.loads(capsys.readouterr().out)["config"]["learning_rate"] == 0.007
     assert main(argv) == 0  # the head's own default learning rate, where a linear head learns
     assert json.loads(capsys.readouterr().out)["config"]["learning_rate"] == 3e-3
+
+
+def test_an_rl_agent_never_trains_on_the_task_it_tunes(tiny_task, tiny_model, tmp_path, capsys):
+    report = tmp_path / "report.json"
+    argv = ["tune", "--agent", "reinforce", "--task", "unfair_tos", "--budget", "4", "--train-steps", "8",
+            "--report", str(report)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "held out: unfair_tos" in err and "'overruling'" in err and "'unfair_tos'" not in err.split("(held")[0]
+    assert json.loads(report.read_text())["task"] == "unfair_tos"
+    live = ["tune", "--agent", "reinforce", "--task", tiny_task, "--backend", "head", "--model", tiny_model,
+            "--max-length", "32", "--report", str(report)]
+    assert main(live) == 2 and "would train on the task it tunes" in capsys.readouterr().err
