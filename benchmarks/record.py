@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import RESULTS, data_dir, environment
 from legal_hpo_env.tasks.suite import TASK_SETS
@@ -228,18 +229,28 @@ def _record_on_ray(fidelity: str, todo: list[tuple], store: str, ray: dict, mode
     return out
 
 
-def stored_runs(fidelity: str, tasks: list[str], store: str, sample: int | None) -> list[tuple]:
-    """The runs of the grid already in the store (no training): for a summary mid-recording."""
+def grid_results(fidelity: str, tasks: list[str], store: str, sample: int | None = None) -> dict[tuple, Any]:
+    """Return the stored results of the grid's runs at its fidelity, keyed by (task, configuration, seed).
+
+    Of several results of one key (from older backend versions), the first stored is kept.
+    """
     from legal_hpo_env.store import TrialStore
 
     spec = GRIDS[fidelity]
-    wanted = {(t, tuple(sorted(c.items())), s): (t, c, s) for t, c, s in jobs(spec, tasks, sample)}
-    found = {}
+    wanted = {(t, tuple(sorted(c.items())), s) for t, c, s in jobs(spec, tasks, sample)}
+    fidelity_dict = fidelity_of(spec).to_dict()
+    found: dict[tuple, Any] = {}
     for r in TrialStore(store).results(backend=spec.get("backend", fidelity)):
         key = (r.task, tuple(sorted(r.config.items())), r.seed)
-        if key in wanted and r.fidelity == fidelity_of(spec).to_dict():
-            found[key] = (*wanted[key], r.dev_score, r.seconds)
-    return list(found.values())
+        if key in wanted and key not in found and r.fidelity == fidelity_dict:
+            found[key] = r
+    return found
+
+
+def stored_runs(fidelity: str, tasks: list[str], store: str, sample: int | None) -> list[tuple]:
+    """The runs of the grid already in the store (no training): for a summary mid-recording."""
+    return [(r.task, r.config, r.seed, r.dev_score, r.seconds)
+            for r in grid_results(fidelity, tasks, store, sample).values()]
 
 
 def check(runs: list[tuple]) -> dict[str, dict[str, float]]:
@@ -263,19 +274,13 @@ def check(runs: list[tuple]) -> dict[str, dict[str, float]]:
 
 def export(fidelity: str, tasks: list[str], store: str, version: int) -> Path:
     from legal_hpo_env.backends.recorded import write_table
-    from legal_hpo_env.store import TrialStore
 
     spec = GRIDS[fidelity]
-    wanted = {(task, tuple(sorted(config.items())), seed) for task, config, seed in jobs(spec, tasks, None)}
-    picked, seen = [], set()
-    for r in TrialStore(store).results(backend=spec.get("backend", fidelity)):
-        key = (r.task, tuple(sorted(r.config.items())), r.seed)
-        if key in wanted and key not in seen and r.fidelity == fidelity_of(spec).to_dict():
-            picked.append(r)
-            seen.add(key)
-    missing = len(wanted) - len(picked)
+    picked = list(grid_results(fidelity, tasks, store).values())
+    missing = len(jobs(spec, tasks, None)) - len(picked)
     if missing:
-        raise SystemExit(f"{missing} of {len(wanted)} runs are not recorded yet: finish the recording first.")
+        raise SystemExit(f"{missing} of {len(jobs(spec, tasks, None))} runs are not recorded yet: "
+                         "finish the recording first.")
     metadata = {
         "fidelity": spec.get("table", fidelity),
         "grid_name": fidelity,

@@ -157,10 +157,6 @@ class EnvConfig:
     def tasks(self) -> list[str]:
         return [self.task] if isinstance(self.task, str) else list(self.task)
 
-    @property
-    def replays(self) -> bool:
-        return self.backend == "recorded" or isinstance(self.backend, ReplayBackend)
-
     def fidelity(self) -> Fidelity | None:
         """The fidelity asked for; ``None`` when none was (a replay backend's own applies)."""
         if self.max_train is None and self.max_length is None and self.max_eval is None:

@@ -132,30 +132,28 @@ class TunedModel:
         import torch
         from tqdm.auto import tqdm
 
-        from legal_hpo_env.backends.finetune import collate
+        from legal_hpo_env.backends.finetune import class_logits
+        from legal_hpo_env.backends.head import mean_pooled
         from legal_hpo_env.backends.models import encode_texts
 
         tokenizer, model, head = self._components()
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         pairs = pairs if pairs is not None else [None] * len(texts)
         encoded = encode_texts(tokenizer, list(texts), list(pairs), self.max_length)
-        order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
-        out: list[dict[str, Any]] = [{} for _ in texts]
         device = torch.device("cpu")
-        with torch.inference_mode():
-            for start in tqdm(range(0, len(order), batch_size), desc="predicting", disable=not progress):
-                chunk = order[start : start + batch_size]
-                batch = collate(encoded, chunk, pad_id, device)
-                if head is None:
-                    logits = model(**batch).logits
-                else:
-                    linear, mean, std = head
-                    hidden = model(**batch).last_hidden_state
-                    mask = batch["attention_mask"].unsqueeze(-1).float()
-                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-                    logits = linear((pooled - mean) / std)
-                for i, probs in zip(chunk, torch.softmax(logits.float(), -1).tolist()):
-                    best = max(range(len(probs)), key=lambda k: probs[k])
-                    out[i] = {"label": self.label_names[best],
-                              "probabilities": dict(zip(self.label_names, probs))}
+        out: list[dict[str, Any]] = []
+        # the backends' own inference loops, over parts of 16 batches (the progress bar's steps)
+        part = 16 * batch_size
+        for start in tqdm(range(0, len(texts), part), desc="predicting", disable=not progress):
+            encoded_part = {k: v[start : start + part] for k, v in encoded.items()}
+            if head is None:
+                logits = class_logits(model, encoded_part, pad_id, device, batch_size)
+            else:
+                linear, mean, std = head
+                features = torch.from_numpy(mean_pooled(model, encoded_part, pad_id, device, batch_size))
+                with torch.inference_mode():
+                    logits = linear((features - mean) / std)
+            for probs in torch.softmax(logits.float(), -1).tolist():
+                best = max(range(len(probs)), key=lambda k: probs[k])
+                out.append({"label": self.label_names[best], "probabilities": dict(zip(self.label_names, probs))})
         return out

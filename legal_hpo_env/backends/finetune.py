@@ -31,7 +31,7 @@ from legal_hpo_env.backends.training import (
 from legal_hpo_env.space import HyperParams
 from legal_hpo_env.tasks import TaskData
 
-__all__ = ["FinetuneBackend", "collate", "predict"]
+__all__ = ["FinetuneBackend", "collate", "class_logits", "predict"]
 
 
 def collate(encoded: dict[str, list[list[int]]], indices: Sequence[int], pad_id: int, device: torch.device):
@@ -60,18 +60,25 @@ def _autocast(device: torch.device):
 
 
 @torch.inference_mode()
-def predict(model, encoded, pad_id: int, device: torch.device, batch_size: int = 64) -> list[int]:
-    """Predicted labels, in example order; batches sorted by length to pad little."""
+def class_logits(model, encoded, pad_id: int, device: torch.device, batch_size: int = 64) -> torch.Tensor:
+    """Return the classifier's logits ``(examples, labels)``, in example order.
+
+    Batches are sorted by length to pad little.
+    """
     n = len(encoded["input_ids"])
     order = sorted(range(n), key=lambda i: len(encoded["input_ids"][i]))
-    predictions = [0] * n
+    out = torch.zeros((n, model.config.num_labels))
     for start in range(0, n, batch_size):
         chunk = order[start : start + batch_size]
         with _autocast(device):
             logits = model(**collate(encoded, chunk, pad_id, device)).logits
-        for i, p in zip(chunk, logits.argmax(-1).tolist()):
-            predictions[i] = p
-    return predictions
+        out[chunk] = logits.float().cpu()
+    return out
+
+
+def predict(model, encoded, pad_id: int, device: torch.device, batch_size: int = 64) -> list[int]:
+    """Predicted labels, in example order."""
+    return class_logits(model, encoded, pad_id, device, batch_size).argmax(-1).tolist()
 
 
 class FinetuneBackend(Backend):

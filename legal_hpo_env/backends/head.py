@@ -30,7 +30,7 @@ from legal_hpo_env.backends.training import class_weights, pick_device, seed_eve
 from legal_hpo_env.space import HyperParams
 from legal_hpo_env.tasks import TaskData
 
-__all__ = ["HeadBackend", "cache_dir", "encoder_features"]
+__all__ = ["HeadBackend", "cache_dir", "encoder_features", "mean_pooled"]
 
 CACHE_ENV_VAR = "LEGAL_HPO_CACHE"
 
@@ -41,7 +41,8 @@ def cache_dir() -> Path:
 
 
 @torch.inference_mode()
-def _mean_pooled(model, encoded, pad_id: int, device: torch.device, batch_size: int = 64) -> np.ndarray:
+def mean_pooled(model, encoded, pad_id: int, device: torch.device, batch_size: int = 64) -> np.ndarray:
+    """Mean-pooled last-layer features of the encoded examples, in example order."""
     n = len(encoded["input_ids"])
     order = sorted(range(n), key=lambda i: len(encoded["input_ids"][i]))
     out = np.zeros((n, model.config.hidden_size), dtype=np.float32)
@@ -85,7 +86,7 @@ def encoder_features(task: TaskData, model: str | None, max_length: int, device:
         encoder = AutoModel.from_pretrained(resolve_model(model)).to(device).eval()
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"cannot load encoder {model!r}: {e}") from e
-    features = {split: _mean_pooled(encoder, encoded[split], pad_id, device) for split in ("train", "dev", "test")}
+    features = {split: mean_pooled(encoder, encoded[split], pad_id, device) for split in ("train", "dev", "test")}
     del encoder
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_writes(path.parent, key)

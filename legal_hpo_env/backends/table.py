@@ -110,11 +110,3 @@ class TableBackend(ReplayBackend):
                 f"stay on the recorded grid, {self.space(task).names}."
             )
         return runs
-
-    def num_seeds(self) -> int:
-        """The number of seeds every recorded configuration has (the fewest over the table)."""
-        return min(len(runs) for per_task in self._runs.values() for runs in per_task.values())
-
-    def scores(self, task: str) -> list[float]:
-        """Mean dev score over seeds of every recorded configuration of ``task``."""
-        return [sum(r.dev_score for r in runs) / len(runs) for runs in self._runs[self._check(task)].values()]
