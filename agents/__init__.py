@@ -37,9 +37,14 @@ _LAZY = {
     "RandomSearch": "agents.baselines",
     "TPESearch": "agents.baselines",
     "DefaultRecipe": "agents.baselines",
+    "FixedSequence": "agents.fixed",
+    "BudgetedTPE": "agents.budgeted",
+    "BudgetedRun": "agents.budgeted",
     "REINFORCE": "agents.reinforce",
     "PolicySearcher": "agents.reinforce",
     "make_ppo": "agents.ppo",
+    "train_tuner": "agents.training",
+    "load_pretrained": "agents.pretrained",
     "BestScoreCallback": "agents.ppo",
 }
 

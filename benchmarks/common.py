@@ -49,10 +49,11 @@ def environment() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` with the environment attached."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, payload: dict[str, Any], folder: Path | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (or ``folder/<name>.json``) with the environment attached."""
+    folder = RESULTS if folder is None else Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(
         json.dumps(finite_json({"benchmark": name, "environment": environment(), **payload}), indent=2) + "\n"
     )

@@ -1,14 +1,27 @@
-"""The evaluation protocol: every agent and baseline on every recorded task.
+"""The evaluation protocol: leave one task family out, on a recorded table.
 
-At a budget of ``--budget`` trials over ``--seeds`` episode seeds, on the recorded
-backend: normalised regret of the incumbent, (best - found) / (best - worst) (YAHPO's
-form) and (best - found) / (best - median), against trials used, with 95% confidence
-bands; its value at 5, 10 and 20 trials; and the mean rank of each method. "found" is
-the mean over recorded seeds of the configuration the method holds as its best (it
-observed one noisy seed). RL agents are reported twice: trained on the task itself, and
-trained on the other tasks and tested on the held-out one (leave-one-task-out).
+For each family of the table's tasks, the learned methods are trained on every *other*
+family and every method is tested on that family's tasks, so that no method is ever
+scored on a task it was trained on (nor on a sibling of it). Over ``--seeds`` episode
+seeds at a budget of ``--budget`` trials it reports, per task and over every task:
 
-    python -m benchmarks.protocol [--table head] [--seeds 20] [--budget 20]
+* the normalised regret of the incumbent, (best - found) / (best - worst), after each
+  trial, with 95% confidence bands, and its value at 5, 10 and 20 trials; "found" is the
+  mean over recorded seeds of the configuration the method holds as its best (chosen on
+  the one noisy dev seed it saw). Scored on dev (the landscape the search sees) and on
+  test (what the selected configuration is worth on unseen data);
+* the mean rank of each method at the budget (the oracle is a reference, not ranked);
+* a paired Wilcoxon signed-rank test of each method against TPE over (task, seed);
+* where each task's optimum lies on the grid.
+
+Methods: random search, TPE, the recipe, the oracle (plays the best configuration), the
+best fixed action sequence of each action mode fitted on the training families, and the
+learned policies (REINFORCE, PPO) in ``direct`` and ``delta`` mode, each also played with
+its feedback blanked (:class:`legal_hpo_env.wrappers.BlankFeedback`): a policy that does
+as well blind does not use what it observes. Delta-mode methods are also played from
+random starts. Optional: Ray Tune's ASHA (``--ray-tune``).
+
+    python -m benchmarks.protocol [--table head] [--seeds 20] [--budget 20] [--steps 60000]
 
 Writes benchmarks/results/protocol-<table>.json, protocol-<table>-regret.png and
 landscape-<table>.png.
@@ -17,27 +30,29 @@ landscape-<table>.png.
 from __future__ import annotations
 
 import argparse
-import math
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from benchmarks.common import RESULTS, write_result
+from benchmarks.stats import average_ranks, paired_test, summarise
 
-CHECKPOINTS = (5, 10, 20)
+
+def env_kwargs(table: str, task: str | list[str], budget: int, mode: str, start: str = "default") -> dict[str, Any]:
+    """Every method plays the tuners' env (the adaptive observation; baselines ignore it)."""
+    from agents.training import tuner_env_kwargs
+
+    return tuner_env_kwargs(task, mode, table=table, budget=budget, start=start)
 
 
-def make_env(table: str, task: str | list[str], budget: int, reward: str = "score"):
+def make_env(table: str, task: str | list[str], budget: int, mode: str, start: str = "default"):
     import gymnasium as gym
 
     import legal_hpo_env  # noqa: F401
 
-    return gym.make("LegalHPO-v0", task=task, backend="recorded", table=table, budget=budget,
-                    action_mode="direct", reward=reward)
+    return gym.make("LegalHPO-v0", **env_kwargs(table, task, budget, mode, start))
 
 
 class Oracle:
@@ -48,11 +63,10 @@ class Oracle:
     def run(self, env, seed):
         from agents.base import config_to_action, play_episode
 
-        unwrapped = env.unwrapped
         best: dict[str, Any] = {}
 
         def choose(obs):
-            view = unwrapped.view
+            view = env.unwrapped.view
             if view.task not in best:
                 best[view.task] = max(view.space.grid_points(), key=view.mean_score)
             return config_to_action(best[view.task])
@@ -60,47 +74,86 @@ class Oracle:
         return play_episode(env, choose, seed, method=self.name)
 
 
-def regret_curve(run, backend, task: str, land) -> tuple[list[float], list[float], list[float]]:
-    """Per trial: the incumbent's regret in both normalisations, and its mean dev score."""
+def train(agent: str, table: str, tasks: list[str], budget: int, mode: str, steps: int, seed: int):
+    """A policy of ``agent`` trained on ``tasks`` (sampled per episode), by the package's one recipe."""
+    from agents.training import train_tuner, tuner_env_kwargs
+
+    return train_tuner(agent, tuner_env_kwargs(tasks, mode, table=table, budget=budget), steps, seed)
+
+
+def regret_curves(run, backend, task: str) -> tuple[list[float], list[float]]:
+    """Per trial: the incumbent's normalised regret on dev and on test."""
     from legal_hpo_env.space import HyperParams
 
-    yahpo, median, scores, best_seen, incumbent = [], [], [], -math.inf, None
+    dev_land, test_land = backend.landscape(task), backend.landscape(task, "test")
+    dev, test, best_seen, incumbent = [], [], -np.inf, None
     for config, score in zip(run.configs, run.dev_scores):
         if score > best_seen:
             best_seen, incumbent = score, HyperParams.from_dict(config)
-        found = land.worst if incumbent is None else backend.mean_score(task, incumbent)
-        yahpo.append(land.regret(found))
-        median.append(land.regret_to_median(found))
-        scores.append(found)
-    return yahpo, median, scores
+        if incumbent is None:  # every trial so far diverged: the worst configuration's regret
+            dev.append(1.0)
+            test.append(1.0)
+            continue
+        dev.append(dev_land.regret(backend.mean_score(task, incumbent)))
+        test.append(test_land.regret(backend.mean_score(task, incumbent, "test")))
+    return dev, test
 
 
-def train_reinforce(table: str, tasks: list[str], budget: int, steps: int, seed: int):
-    from agents.reinforce import REINFORCE
-
-    # direct actions, the score reward and no discount: the policy becomes a learned search
-    # distribution over configurations (the setting that learned reliably in our tests)
-    env = make_env(table, tasks if len(tasks) > 1 else tasks[0], budget)
-    return REINFORCE(env, seed=seed, gamma=0.0, learning_rate=1e-2, episodes_per_update=4).learn(steps)
-
-
-def train_ppo(table: str, tasks: list[str], budget: int, steps: int, seed: int):
-    import torch
-
-    from agents.ppo import make_ppo
-
-    torch.set_num_threads(1)
-    kwargs = dict(task=tasks if len(tasks) > 1 else tasks[0], backend="recorded", table=table, budget=budget,
-                  action_mode="direct", reward="score")
-    return make_ppo(kwargs, n_envs=4, seed=seed).learn(steps)
+def optimum(backend, task: str) -> dict[str, Any]:
+    """Where the task's best configuration (mean dev score) lies on each dimension of its grid."""
+    space = backend.space(task)
+    best = max(space.grid_points(), key=lambda c: backend.mean_score(task, c))
+    where = {}
+    for d in space.dimensions:
+        if len(d.grid) > 2 and not d.categorical:
+            i = d.grid.index(getattr(best, d.name))
+            where[d.name] = "low edge" if i == 0 else "high edge" if i == len(d.grid) - 1 else "interior"
+    return {"config": best.to_dict(), "dev": backend.mean_score(task, best),
+            "test": backend.mean_score(task, best, "test"), "position": where}
 
 
-def summarise(curves: list[list[float]]) -> dict[str, Any]:
-    arr = np.asarray(curves)
-    mean = arr.mean(0)
-    half = 1.96 * arr.std(0, ddof=1) / math.sqrt(len(arr)) if len(arr) > 1 else np.zeros_like(mean)
-    return {"mean": mean.tolist(), "ci95": half.tolist(),
-            **{f"at_{k}": float(mean[k - 1]) for k in CHECKPOINTS if k <= len(mean)}}
+def families_of(backend) -> dict[str, list[str]]:
+    from legal_hpo_env.tasks import FAMILIES
+
+    out: dict[str, list[str]] = {}
+    for task in backend.tasks:
+        index = int(backend.meta_features(task)["family"])
+        out.setdefault(FAMILIES[index] if index >= 0 else "custom", []).append(task)
+    return out
+
+
+def methods_for_fold(args, backend, train_tasks: list[str], training: dict[str, float]) -> dict[str, Any]:
+    """``name -> (searcher, action mode, start, blanked)`` for one held-out family."""
+    from agents import DefaultRecipe, PolicySearcher, RandomSearch, TPESearch
+    from agents.fixed import FixedSequence
+
+    methods: dict[str, Any] = {
+        "random": (RandomSearch(), "direct", "default", False),
+        "tpe": (TPESearch(ordered=True, n_startup_trials=5), "direct", "default", False),
+        "default": (DefaultRecipe(), "direct", "default", False),
+        "oracle": (Oracle(), "direct", "default", False),
+    }
+    if args.ray_tune:
+        from agents.ray_tune import RayTuneASHA
+
+        methods["asha"] = (RayTuneASHA(), "direct", "default", False)
+    for mode in args.modes:
+        fixed = FixedSequence.fit(backend, train_tasks, args.budget, mode)
+        methods[f"fixed-{mode}"] = (fixed, mode, "default", False)
+        for agent in args.agents:
+            start = time.perf_counter()
+            policy = train(agent, args.table, train_tasks, args.budget, mode, args.steps, seed=0)
+            training.setdefault(f"{agent}-{mode}", 0.0)
+            training[f"{agent}-{mode}"] += time.perf_counter() - start
+            print(f"  trained {agent}-{mode} in {time.perf_counter() - start:.0f}s", file=sys.stderr)
+            for blanked in (False, True):
+                name = f"{agent}-{mode}" + ("-blanked" if blanked else "")
+                methods[name] = (PolicySearcher(policy, name=name, deterministic=False), mode, "default", blanked)
+    if "delta" in args.modes:  # from random starts as well
+        for name, (searcher, mode, _, blanked) in list(methods.items()):
+            if mode == "delta":
+                methods[f"{name}@random-start"] = (searcher, mode, "random", blanked)
+    return methods
 
 
 def main() -> None:
@@ -108,133 +161,130 @@ def main() -> None:
     parser.add_argument("--table", default="head")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=20)
-    parser.add_argument("--reinforce-steps", type=int, default=20000)
-    parser.add_argument("--ppo-steps", type=int, default=20000)
-    parser.add_argument("--no-ppo", action="store_true")
+    parser.add_argument("--steps", type=int, default=60000, help="env steps of training per learned policy")
+    parser.add_argument("--agents", nargs="*", default=["reinforce", "ppo"], choices=["reinforce", "ppo"])
+    parser.add_argument("--modes", nargs="*", default=["direct", "delta"], choices=["direct", "delta"])
     parser.add_argument("--ray-tune", action="store_true", help="also run Ray Tune ASHA (needs legal-hpo-env[ray])")
+    parser.add_argument("--output", help="result name (default protocol-<table>)")
     args = parser.parse_args()
 
-    from agents import DefaultRecipe, PolicySearcher, RandomSearch, TPESearch
+    from agents.training import PPO_SETTINGS, REINFORCE_SETTINGS, TRAIN_START, tuner_env_kwargs
     from legal_hpo_env.backends.recorded import RecordedBackend
+    from legal_hpo_env.wrappers import BlankFeedback
 
     backend = RecordedBackend(args.table)
-    tasks = backend.tasks
-    methods: dict[str, Callable[[str], Any]] = {
-        "random": lambda task: RandomSearch(),
-        "tpe": lambda task: TPESearch(ordered=True, n_startup_trials=5),
-        "default": lambda task: DefaultRecipe(),
-        "oracle": lambda task: Oracle(),
-    }
-    if args.ray_tune:
-        from agents.ray_tune import RayTuneASHA
-
-        methods["ray-tune-asha"] = lambda task: RayTuneASHA()
-    trainers = {"reinforce": (train_reinforce, args.reinforce_steps)}
-    if not args.no_ppo:
-        trainers["ppo"] = (train_ppo, args.ppo_steps)
+    families = families_of(backend)
+    if len(families) < 2:
+        raise SystemExit(f"the {args.table!r} table holds one family ({list(families)}): nothing to hold out.")
     training: dict[str, float] = {}
-    policies: dict[tuple[str, str, str], Any] = {}
-    for agent, (train, steps) in trainers.items():
-        for task in tasks:
-            for protocol, train_tasks in (("same", [task]), ("loto", [t for t in tasks if t != task])):
-                start = time.perf_counter()
-                policies[(agent, protocol, task)] = train(args.table, train_tasks, args.budget, steps, seed=0)
-                training[f"{agent}/{protocol}/{task}"] = time.perf_counter() - start
-                print(f"trained {agent} ({protocol}) for {task} in {training[f'{agent}/{protocol}/{task}']:.0f}s",
-                      file=sys.stderr)
-        for protocol in ("same", "loto"):
-            methods[f"{agent} ({protocol}-task)"] = (
-                lambda task, a=agent, p=protocol: PolicySearcher(policies[(a, p, task)], name=f"{a}-{p}",
-                                                                 deterministic=False)
-            )
-
     results: dict[str, dict[str, Any]] = {}
-    finals: dict[tuple[str, int], dict[str, float]] = {}
-    for task in tasks:
-        land = backend.landscape(task)
-        env = make_env(args.table, task, args.budget)
-        results[task] = {"landscape": land.to_dict(), "methods": {}}
-        for name, factory in methods.items():
-            yahpo, to_median, found, test_scores = [], [], [], []
-            searcher = factory(task)
-            for seed in range(args.seeds):
-                run = searcher.run(env, seed=1000 + seed)
-                y, m, f = regret_curve(run, backend, task, land)
-                yahpo.append(y)
-                to_median.append(m)
-                found.append(f)
-                test_scores.append(run.best_test_score)
-                finals.setdefault((task, seed), {})[name] = y[-1]
-            results[task]["methods"][name] = {
-                "regret": summarise(yahpo),
-                "regret_to_median": summarise(to_median),
-                "best_dev_score": summarise(found),
-                "best_test_score_mean": statistics.mean(test_scores),
-            }
-            print(f"{task:14s} {name:24s} regret@{args.budget} "
-                  f"{results[task]['methods'][name]['regret']['mean'][-1]:.3f}", file=sys.stderr)
+    finals: dict[str, dict[tuple[str, int], dict[str, float]]] = {"dev": {}, "test": {}}
+    curves: dict[str, dict[str, list[list[float]]]] = {"dev": {}, "test": {}}
+    names: list[str] = []
+    for family, held_out in families.items():
+        train_tasks = [t for t in backend.tasks if t not in held_out]
+        print(f"fold {family}: train on {len(train_tasks)} tasks, test on {held_out}", file=sys.stderr)
+        methods = methods_for_fold(args, backend, train_tasks, training)
+        names = names or list(methods)
+        for task in held_out:
+            results[task] = {"family": family, "landscape": backend.landscape(task).to_dict(),
+                             "test_landscape": backend.landscape(task, "test").to_dict(),
+                             "optimum": optimum(backend, task), "methods": {}}
+            envs: dict[tuple[str, str], Any] = {}
+            for name, (searcher, mode, start, blanked) in methods.items():
+                env = envs.get((mode, start))
+                if env is None:
+                    env = envs[(mode, start)] = make_env(args.table, task, args.budget, mode, start)
+                played = BlankFeedback(env) if blanked else env
+                dev, test = [], []
+                for seed in range(args.seeds):
+                    d, t = regret_curves(searcher.run(played, seed=1000 + seed), backend, task)
+                    dev.append(d)
+                    test.append(t)
+                    finals["dev"].setdefault((task, seed), {})[name] = d[-1]
+                    finals["test"].setdefault((task, seed), {})[name] = t[-1]
+                curves["dev"].setdefault(name, []).extend(dev)
+                curves["test"].setdefault(name, []).extend(test)
+                results[task]["methods"][name] = {"regret": summarise(dev), "test_regret": summarise(test)}
+                print(f"  {task:40s} {name:32s} regret@{args.budget} dev {np.mean([c[-1] for c in dev]):.3f} "
+                      f"test {np.mean([c[-1] for c in test]):.3f}", file=sys.stderr)
 
-    ranks: dict[str, list[float]] = {name: [] for name in methods}
-    for scores in finals.values():
-        order = sorted(scores.values())
-        for name, value in scores.items():  # average rank of ties
-            first = order.index(value)
-            ranks[name].append(first + (order.count(value) - 1) / 2 + 1)
-    mean_rank = {name: statistics.mean(r) for name, r in ranks.items()}
-
-    write_result(f"protocol-{args.table}", {
+    ranked = [n for n in names if n != "oracle"]
+    summary: dict[str, Any] = {}
+    for split in ("dev", "test"):
+        ranks = average_ranks(finals[split], ranked)
+        summary[split] = {
+            name: {"regret": summarise(curves[split][name]), "mean_rank": ranks.get(name),
+                   "vs_tpe": None if name == "tpe" else paired_test(finals[split], name, "tpe")}
+            for name in names
+        }
+    tuned = tuner_env_kwargs([], "direct")
+    edges = {t: r["optimum"]["position"].get("learning_rate") for t, r in results.items()}
+    write_result(args.output or f"protocol-{args.table}", {
         "command": "python -m benchmarks.protocol " + " ".join(sys.argv[1:]),
-        "setup": {"table": args.table,
-                  "table_metadata": {k: v for k, v in backend.metadata.items() if k != "recorded_on"},
-                  "budget": args.budget, "seeds": args.seeds, "episode_seeds": f"1000..{999 + args.seeds}",
-                  "trial_seeds": "drawn by the env from the recorded seeds", "action_mode": "direct",
-                  "reinforce": {"steps": args.reinforce_steps, "gamma": 0.0, "learning_rate": 1e-2,
-                                "episodes_per_update": 4},
-                  "ppo": None if args.no_ppo else {"steps": args.ppo_steps, "n_envs": 4},
-                  "training_seconds": training},
-        "mean_rank_at_budget": mean_rank,
+        "setup": {
+            "table": args.table,
+            "table_metadata": {k: v for k, v in backend.metadata.items() if k != "recorded_on"},
+            "protocol": "leave one family out: learned methods train on the other families' tasks",
+            "folds": {f: {"test": held, "train": len(backend.tasks) - len(held)} for f, held in families.items()},
+            "budget": args.budget, "seeds": args.seeds, "episode_seeds": f"1000..{999 + args.seeds}",
+            "trial_seeds": "drawn by the env from the recorded seeds",
+            "tuners": {"observation": tuned["observation"], "reward": tuned["reward"], "train_start": TRAIN_START,
+                       "steps": args.steps, "reinforce": REINFORCE_SETTINGS, "ppo": PPO_SETTINGS,
+                       "recipe": "agents/training.py"},
+            "training_seconds": training,
+            "ranks": "mean rank at the budget over (task, seed); ties share their mean rank; oracle not ranked",
+            "test": "two-sided Wilcoxon signed-rank over (task, seed) of the regret at the budget",
+        },
+        "summary": summary,
+        "optimum_learning_rate": {pos: sorted(t for t, p in edges.items() if p == pos)
+                                  for pos in ("low edge", "interior", "high edge")},
         "tasks": results,
     })
-    plot(results, args)
+    plot(summary, results, args)
 
 
-def plot(results: dict[str, Any], args: argparse.Namespace) -> None:
+def plot(summary: dict[str, Any], results: dict[str, Any], args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = list(results)
-    for key, label, name in (("regret", "normalised regret (best-found)/(best-worst)", "regret"),
-                             ("best_dev_score", "dev score of the incumbent (mean over seeds)", "best-score")):
-        fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), sharey=key == "regret")
-        for ax, task in zip(np.atleast_1d(axes), tasks):
-            for method, row in results[task]["methods"].items():
-                mean, half = np.asarray(row[key]["mean"]), np.asarray(row[key]["ci95"])
-                x = np.arange(1, len(mean) + 1)
-                ax.plot(x, mean, label=method)
-                ax.fill_between(x, mean - half, mean + half, alpha=0.15)
-            ax.set_title(task)
-            ax.set_xlabel("trials")
-            if key == "regret":
-                ax.set_yscale("symlog", linthresh=0.01)
-        np.atleast_1d(axes)[0].set_ylabel(label)
-        np.atleast_1d(axes)[-1].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(RESULTS / f"protocol-{args.table}-{name}.png", dpi=110)
-        plt.close(fig)
+    shown = [n for n in summary["dev"] if not n.endswith("@random-start")]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, split in zip(axes, ("dev", "test")):
+        for name in shown:
+            row = summary[split][name]["regret"]
+            mean, half = np.asarray(row["mean"]), np.asarray(row["ci95"])
+            x = np.arange(1, len(mean) + 1)
+            style = "--" if name.endswith("-blanked") else "-"
+            ax.plot(x, mean, style, label=name)
+            ax.fill_between(x, mean - half, mean + half, alpha=0.12)
+        ax.set_title(f"{split} regret, {len(results)} held-out tasks")
+        ax.set_xlabel("trials")
+        ax.set_yscale("symlog", linthresh=0.01)
+    axes[0].set_ylabel("normalised regret (best-found)/(best-worst)")
+    axes[-1].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{args.output or 'protocol-' + args.table}-regret.png", dpi=110)
+    plt.close(fig)
     landscape_plot(args.table)
 
 
 def landscape_plot(table: str) -> None:
-    """Mean dev score over learning rate x batch size (averaged over the other dimensions)."""
+    """Mean dev score over learning rate x batch size at the most epochs (averaged over the other dimensions)."""
     import matplotlib.pyplot as plt
 
     from legal_hpo_env.backends.recorded import RecordedBackend
 
     backend = RecordedBackend(table)
-    fig, axes = plt.subplots(1, len(backend.tasks), figsize=(4.2 * len(backend.tasks), 3.4))
-    for ax, task in zip(np.atleast_1d(axes), backend.tasks):
+    tasks = backend.tasks
+    cols = min(len(tasks), 6)
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.7 * rows), squeeze=False)
+    for ax in axes.flat[len(tasks):]:
+        ax.axis("off")
+    for ax, task in zip(axes.flat, tasks):
         space = backend.space(task)
         lrs, batches = space["learning_rate"].grid, space["batch_size"].grid
         grid = np.zeros((len(batches), len(lrs)))
@@ -245,16 +295,14 @@ def landscape_plot(table: str) -> None:
             i, j = batches.index(config.batch_size), lrs.index(config.learning_rate)
             grid[i, j] += backend.mean_score(task, config)
             counts[i, j] += 1
-        image = ax.imshow(grid / np.maximum(counts, 1), origin="lower", aspect="auto", cmap="viridis")
-        ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs], rotation=60, fontsize=7)
-        ax.set_yticks(range(len(batches)), [str(b) for b in batches])
-        ax.set_title(task)
-        ax.set_xlabel("learning rate")
-        fig.colorbar(image, ax=ax, fraction=0.046)
-    np.atleast_1d(axes)[0].set_ylabel("batch size")
-    fig.suptitle(f"recorded '{table}' table: mean dev score over learning rate x batch size")
+        ax.imshow(grid / np.maximum(counts, 1), origin="lower", aspect="auto", cmap="viridis")
+        ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs], rotation=60, fontsize=6)
+        ax.set_yticks(range(len(batches)), [str(b) for b in batches], fontsize=6)
+        ax.set_title(task, fontsize=7)
+    fig.suptitle(f"recorded '{table}' table: mean dev score over learning rate (x) and batch size (y)")
     fig.tight_layout()
-    fig.savefig(RESULTS / f"landscape-{table}.png", dpi=110)
+    fig.savefig(RESULTS / f"landscape-{table}.png", dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -272,7 +272,40 @@ def check(runs: list[tuple]) -> dict[str, dict[str, float]]:
     return report
 
 
+def current_descriptors(hashes: dict[str, set[str]]) -> dict[str, dict[str, float]]:
+    """Each task's descriptors as this package version computes them, from the data its runs were recorded on.
+
+    Descriptors are what an agent observes of a task, not what a run measured: computing
+    them at export lets a table carry descriptors added after its runs were recorded. The
+    data must be the very data of the runs (``hashes``: task -> the data hashes of its runs).
+    """
+    from legal_hpo_env.tasks import load_task
+
+    meta = {}
+    for task, recorded in sorted(hashes.items()):
+        data = load_task(task, data_dir())
+        if recorded != {data.data_hash}:
+            raise SystemExit(f"{task}: the data found (hash {data.data_hash}) is not the data of its runs {recorded}.")
+        meta[task] = data.meta_features()
+    return meta
+
+
+def refresh_descriptors(table: str) -> Path:
+    """Rewrite a packaged table's task descriptors from the data (its runs stay as they are)."""
+    from legal_hpo_env.backends.recorded import dump_table, read_table
+
+    path = PACKAGE_TABLES / f"{table}.json.gz"
+    content = read_table(path)
+    meta = current_descriptors({task: {entry["data_hash"]} for task, entry in content["tasks"].items()})
+    for task, entry in content["tasks"].items():
+        entry["task_meta"] = meta[task]
+    print(f"refreshed the descriptors of {len(meta)} tasks in {path}")
+    return dump_table(content, path)
+
+
 def export(fidelity: str, tasks: list[str], store: str, version: int) -> Path:
+    import dataclasses
+
     from legal_hpo_env.backends.recorded import write_table
 
     spec = GRIDS[fidelity]
@@ -281,6 +314,11 @@ def export(fidelity: str, tasks: list[str], store: str, version: int) -> Path:
     if missing:
         raise SystemExit(f"{missing} of {len(jobs(spec, tasks, None))} runs are not recorded yet: "
                          "finish the recording first.")
+    hashes: dict[str, set[str]] = {}
+    for r in picked:
+        hashes.setdefault(r.task, set()).add(r.data_hash)
+    meta = current_descriptors(hashes)
+    picked = [dataclasses.replace(r, extra={**r.extra, "task_meta": meta[r.task]}) for r in picked]
     metadata = {
         "fidelity": spec.get("table", fidelity),
         "grid_name": fidelity,
@@ -318,6 +356,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="record a sample of 6 configurations on the candidate tasks and report the spread")
     parser.add_argument("--export", action="store_true", help="write the package table from the store")
     parser.add_argument("--version", type=int, default=1)
+    parser.add_argument("--refresh-descriptors", metavar="TABLE",
+                        help="rewrite the task descriptors of a packaged table (e.g. head-v1) from the data, and stop")
     parser.add_argument("--summary", action="store_true",
                         help="report the landscape of the runs stored so far, training nothing")
     parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
@@ -326,6 +366,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run on Ray (default 0)")
     parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs per run on Ray (default 1)")
     args = parser.parse_args(argv)
+    if args.refresh_descriptors:
+        refresh_descriptors(args.refresh_descriptors)
+        return
     spec = GRIDS[args.fidelity]
     tasks = args.tasks or (spec.get("candidates", spec["tasks"]) if args.check else spec["tasks"])
     store = args.store or str(RESULTS / f"record-{args.fidelity}.sqlite")

@@ -16,10 +16,13 @@ import gymnasium as gym
 
 from legal_hpo_env.jsonable import finite_json
 from legal_hpo_env.space import SPACE, HyperParamError, HyperParams
+from legal_hpo_env.tuning_report import TIE_BREAK
 
 __all__ = ["main"]
 
 AGENTS = ("reinforce", "ppo", "random", "tpe", "default")
+#: The agents that learn (trained by agents/training.py); the others are baselines.
+LEARNED = ("reinforce", "ppo")
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -68,17 +71,40 @@ def _parser() -> argparse.ArgumentParser:
                     help="evaluate values off the search grid as given (otherwise they are refused)")
     ev.add_argument("--output", help="also write the JSON result to this file")
 
-    tune = sub.add_parser("tune", help="tune a task with an agent or baseline and report the best configuration")
-    tune.add_argument("--agent", choices=AGENTS, default="random")
+    tune = sub.add_parser(
+        "tune", help="tune a task with an agent or baseline and report the best configuration",
+        description="Tune a task with an agent or baseline. The JSON report holds every trial (configuration, seed, "
+                    "dev and test accuracy, macro-F1 and headline score, train loss, seconds, from_store), the split "
+                    "sizes and data hash, and classical baselines (TF-IDF + linear SVM, majority class) on the same "
+                    f"split. Best configuration: {TIE_BREAK}. With --time-budget the search is Optuna's TPE with "
+                    "Hyperband pruning over epochs (each trial reports its dev score after every epoch); it starts "
+                    "trials while the time left exceeds a trial's expected cost, and picks among the trials that "
+                    "were not pruned (pruned ones are reported with the epoch they stopped at, never stored).",
+    )
+    tune.add_argument("--agent", choices=AGENTS,
+                      help="who tunes (default random; with --time-budget only tpe, which is what it runs)")
     tune.add_argument("--policy", help="a policy saved by `legal-hpo train-agent` (reinforce/ppo)")
     tune.add_argument("--task", default="unfair_tos")
     _add_backend_args(tune)
-    tune.add_argument("--budget", type=int, default=20, help="trials (default 20)")
+    tune.add_argument("--budget", type=int,
+                      help="trials (default 20); with --time-budget, the most trials (default: as many as fit)")
+    tune.add_argument("--time-budget", metavar="DURATION",
+                      help="tune for this long (90s, 45m, 1.5h or plain seconds) with TPE and Hyperband pruning over "
+                           "epochs; the recorded backend spends its table's recorded seconds instead of real time")
     tune.add_argument("--seed", type=int, default=0)
-    tune.add_argument("--train-steps", type=int, default=10000,
-                      help="env steps to train an RL agent without --policy, on the recorded table's other tasks "
-                           "(never on the task it tunes)")
+    tune.add_argument("--train-steps", type=int,
+                      help="train a fresh reinforce/ppo tuner for this many env steps on the recorded table's other "
+                           "tasks (never on the task it tunes) instead of playing the shipped one")
+    tune.add_argument("--action-mode", choices=("direct", "delta"), default="direct",
+                      help="how a reinforce/ppo tuner acts: choose whole configurations (direct) or raise/lower "
+                           "hyperparameters (delta); baselines always choose whole configurations")
     tune.add_argument("--report", help="JSON report file (default: legal-hpo-report-<task>-<agent>.json)")
+    tune.add_argument("--trial-seeds", type=int, default=1, metavar="N",
+                      help="train every trial with N seeds (the env's and N-1 more; default 1) and pick the best "
+                           "configuration on the mean dev score over them; the report gives the mean, std, min and "
+                           "max of dev and test over seeds. N times the training")
+    tune.add_argument("--no-baselines", action="store_true",
+                      help="skip the TF-IDF + linear SVM and majority-class baselines of the report")
     tune.add_argument("--save-model", metavar="DIR",
                       help="train the best configuration once more (its seed) and save the model to DIR "
                            "(live backends: head, finetune); `legal-hpo predict --model DIR` uses it")
@@ -93,12 +119,16 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train-agent", help="train an RL policy on the env and save it for `tune --policy`")
     train.add_argument("--agent", choices=("reinforce", "ppo"), default="reinforce")
-    train.add_argument("--task", nargs="+", default=["unfair_tos"], help="one or more tasks (sampled per episode)")
+    train.add_argument("--task", nargs="+", default=["suite:train"],
+                       help="one or more tasks or task sets, sampled per episode (default: suite:train)")
     _add_backend_args(train)
     train.add_argument("--budget", type=int, default=20)
     train.add_argument("--steps", type=int, default=10000, help="env steps of training (each is a trial)")
+    train.add_argument("--action-mode", choices=("direct", "delta"), default="direct",
+                       help="direct: choose whole configurations; delta: raise/lower hyperparameters (default direct)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output", required=True, help="where to save the policy")
+    train.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard logs (tuning/*) to DIR")
     _add_data_args(train)
     _add_ray_args(train)
     return parser
@@ -219,11 +249,22 @@ def _ray_options(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _env_kwargs(args: argparse.Namespace, task: Any) -> dict[str, Any]:
-    """The env's keyword arguments for an agent of the CLI: every agent plays ``direct`` actions.
+    """The env's keyword arguments for an agent of the CLI.
 
-    Baselines choose whole configurations, and the RL agents learn a search distribution over
-    them (the setting they learn best in).
+    Baselines play ``direct`` actions (they choose whole configurations); a learned tuner
+    plays the env of the package's training recipe (:mod:`agents.training`) in its
+    ``--action-mode``.
     """
+    plain = _plain_env_kwargs(args, task)
+    if args.agent not in LEARNED:
+        return plain
+    from agents.training import tuner_env_kwargs
+
+    del plain["task"], plain["action_mode"]
+    return tuner_env_kwargs(task, getattr(args, "action_mode", "direct"), **plain)
+
+
+def _plain_env_kwargs(args: argparse.Namespace, task: Any) -> dict[str, Any]:
     kwargs = {"task": task, "backend": args.backend, "budget": args.budget, "action_mode": "direct"}
     ray = _ray_options(args)
     if args.backend == "recorded":
@@ -238,23 +279,99 @@ def _env_kwargs(args: argparse.Namespace, task: Any) -> dict[str, Any]:
 #: ``evaluate --backend head``'s learning rate when none is given.
 HEAD_LEARNING_RATE = 3e-3
 
-#: REINFORCE settings for tuning episodes: no discount (each trial's score is its own
-#: reward) and a batch of 4 episodes per update.
-REINFORCE_SETTINGS: dict[str, Any] = {"gamma": 0.0, "learning_rate": 1e-2, "episodes_per_update": 4}
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import legal_hpo_env  # noqa: F401  (registers the env)
+    from legal_hpo_env.tuning_report import best_summary, pick_best
 
     start = time.perf_counter()
+    time_budget = _tune_budget(args)
     path = Path(args.report or f"legal-hpo-report-{args.task.replace('/', '_').replace(':', '_')}-{args.agent}.json")
     _check_writable(path, "--report")  # before any trial, not after all of them
     if args.save_model and args.backend == "recorded":
         raise ValueError("--save-model trains the best configuration: tune with --backend head or finetune "
                          "(a recorded table holds scores, not models).")
-    env = gym.make("LegalHPO-v0", **_env_kwargs(args, args.task))
+    if args.trial_seeds < 1:
+        raise ValueError(f"--trial-seeds {args.trial_seeds}: give the number of training seeds per trial, 1 or more.")
+    # the env's trial budget is unused under a time budget (its objective, grid and seeds are)
+    env_args = argparse.Namespace(**{**vars(args), "budget": args.budget or 1})
+    env = gym.make("LegalHPO-v0", **_env_kwargs(env_args, args.task))
+    if args.backend == "recorded" and args.trial_seeds > env.unwrapped.trial_seeds:  # type: ignore[attr-defined]
+        # replaying, the env draws each trial's seed from every recorded seed
+        raise ValueError(f"--trial-seeds {args.trial_seeds}: the {args.table!r} table holds "
+                         f"{env.unwrapped.trial_seeds} seeds per configuration; "  # type: ignore[attr-defined]
+                         "ask for at most that many, or train live with --backend head.")
+    if time_budget is None:
+        trials, report = _play_episode(args, env)
+    else:
+        trials, report = _budgeted_search(args, env, time_budget)
+    objective = env.unwrapped.view.objective  # type: ignore[attr-defined]
+    index = pick_best(trials, report.get("sizes", {}).get("train", 1))  # never a pruned trial
+    if index is not None:  # the report's pick (its rule breaks ties), which --save-model trains again
+        best = best_summary(trials, index)
+        report.update(best_config=best["config"], best_score=best["dev"]["mean"],
+                      best_test_score=best["test"]["mean"], best_seed=best["seed"], best=best)
+        view = env.unwrapped.view  # type: ignore[attr-defined]
+        if view.landscape is not None:  # the pick's regret, on its mean over recorded seeds as the env scores it
+            expected = view.mean_score(HyperParams.from_dict(best["config"]))
+            report.update(regret=view.landscape.regret(expected),
+                          regret_to_median=view.landscape.regret_to_median(expected))
+    report["trials"] = trials
+    report["baselines"] = {"skipped": "--no-baselines"} if args.no_baselines else _baselines(args, objective)
+    if time_budget is not None:
+        print(_budget_line(report))
+    print(f"best configuration ({args.agent}, {len(trials)} trials on {args.task}):")
+    print(json.dumps(report["best_config"], indent=2))
+    regret = "" if report["regret"] is None else f"  normalised regret {report['regret']:.4f}"
+    over = f" (mean of {args.trial_seeds} seeds)" if args.trial_seeds > 1 else ""
+    print(f"dev {report['best_score']:.4f}  test {report['best_test_score']:.4f}{over}{regret}  report: {path}")
+    print(_comparison(report))
+    if args.save_model:
+        if report["best_config"] is None:
+            raise ValueError("every trial diverged (or, under --time-budget, was pruned): there is no model to save.")
+        result = objective.live_backend.evaluate(
+            objective.data, HyperParams.from_dict(report["best_config"]), objective.fidelity, report["best_seed"] or 0,
+            progress=True, save_to=args.save_model,
+        )
+        report["saved_model"] = {"folder": str(Path(args.save_model).resolve()), "dev_score": result.dev_score,
+                                 "test_score": result.test_score, "seed": result.seed}
+        print(f"saved the model (dev {result.dev_score:.4f}, test {result.test_score:.4f}) to {args.save_model}")
+    report["wall_seconds"] = time.perf_counter() - start
+    path.write_text(json.dumps(finite_json(report), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _tune_budget(args: argparse.Namespace) -> float | None:
+    """``--time-budget`` in seconds (``None`` without it), with ``--agent`` and ``--budget`` resolved for it.
+
+    Refuses what a budgeted search cannot honour, before any trial.
+    """
+    if args.budget is not None and args.budget < 1:
+        raise ValueError(f"--budget {args.budget}: give the number of trials, 1 or more.")
+    if args.time_budget is None:
+        args.agent = args.agent or "random"
+        args.budget = args.budget or 20
+        return None
+    from agents.budgeted import parse_duration
+
+    seconds = parse_duration(args.time_budget, "--time-budget")
+    if args.agent not in (None, "tpe"):
+        raise ValueError(f"--time-budget runs TPE with Hyperband pruning over epochs: drop --agent {args.agent} "
+                         "(or tune a fixed number of trials with --budget instead).")
+    if args.ray is not None:
+        raise ValueError("--time-budget prunes trials between their epochs, which needs them trained in this "
+                         "process: drop --ray.")
+    args.agent = "budgeted-tpe"
+    return seconds
+
+
+def _play_episode(args: argparse.Namespace, env: gym.Env) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``--budget`` trials of the agent, one env episode: the trials' records and the report so far."""
+    from legal_hpo_env.tuning_report import TrialRecorder
+
     if args.agent in ("random", "tpe", "default"):
         from agents import make_searcher
 
@@ -265,29 +382,85 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         searcher = PolicySearcher(_load_or_train(args, env), name=args.agent, deterministic=False)
     from tqdm.auto import tqdm
 
-    tracked = _ProgressWrapper(env, tqdm(total=args.budget, desc=f"tuning {args.task}", file=sys.stderr))
+    recorder = TrialRecorder(env, args.trial_seeds)
+    tracked = _ProgressWrapper(recorder, tqdm(total=args.budget, desc=f"tuning {args.task}", file=sys.stderr))
     run = searcher.run(tracked, seed=args.seed)
     final = tracked.last_info
     report = {**run.to_dict(), "agent": args.agent, "backend": args.backend, "budget": args.budget,
               "regret": final.get("regret"), "regret_to_median": final.get("regret_to_median"),
-              "wall_seconds": time.perf_counter() - start}
-    print(f"best configuration ({args.agent}, {args.budget} trials on {args.task}):")
-    print(json.dumps(run.best_config, indent=2))
-    regret = "" if final.get("regret") is None else f"  normalised regret {final['regret']:.4f}"
-    print(f"dev {run.best_score:.4f}  test {run.best_test_score:.4f}{regret}  report: {path}")
-    if args.save_model:
-        if run.best_config is None:
-            raise ValueError("every trial diverged: there is no model to save.")
-        objective = env.unwrapped.view.objective  # type: ignore[attr-defined]
-        result = objective.live_backend.evaluate(
-            objective.data, HyperParams.from_dict(run.best_config), objective.fidelity, run.best_seed or 0,
-            progress=True, save_to=args.save_model,
-        )
-        report["saved_model"] = {"folder": str(Path(args.save_model).resolve()), "dev_score": result.dev_score,
-                                 "test_score": result.test_score}
-        print(f"saved the model (dev {result.dev_score:.4f}, test {result.test_score:.4f}) to {args.save_model}")
-    path.write_text(json.dumps(finite_json(report), indent=2) + "\n", encoding="utf-8")
-    return 0
+              "trial_seeds": args.trial_seeds, **_split_facts(recorder.results)}
+    return recorder.trials, report
+
+
+def _budgeted_search(
+    args: argparse.Namespace, env: gym.Env, time_budget: float
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """TPE with Hyperband pruning until ``time_budget`` is spent: the trials' records and the report so far."""
+    from agents.budgeted import BudgetedTPE
+
+    env.reset(seed=args.seed)
+    base: Any = env.unwrapped
+    searcher = BudgetedTPE(time_budget, max_trials=args.budget, trial_seeds=args.trial_seeds, progress=True)
+    run = searcher.search(base.view.objective, args.seed, space=base.view.space, seed_pool=base.trial_seeds)
+    report = {**run.tuning_run().to_dict(), "agent": args.agent, "backend": args.backend, "budget": args.budget,
+              **run.summary(), "regret": None, "regret_to_median": None, "trial_seeds": args.trial_seeds,
+              **_split_facts(run.results)}
+    return run.trials, report
+
+
+def _budget_line(report: dict[str, Any]) -> str:
+    """One line: the time budget, the time it used, and the trials completed and pruned."""
+    clock = " of recorded training" if report["clock"] == "recorded" else ""
+    return (f"time budget {report['time_budget']:.0f}s: used {report['time_used']:.0f}s{clock}, "
+            f"{report['trials_completed']} trials completed, {report['trials_pruned']} pruned "
+            f"(stopped: {report['stop_reason']})")
+
+
+def _split_facts(results: list[list[Any]]) -> dict[str, Any]:
+    """The metric, fidelity, split sizes and data hash every trial of the run shared (from its first result)."""
+    first = next((r for seeds in results for r in seeds if r is not None), None)
+    if first is None:  # no trial left a result (every one failed remotely)
+        return {}
+    return {"metric": first.metric, "fidelity": first.fidelity, "sizes": first.sizes, "data_hash": first.data_hash}
+
+
+def _baselines(args: argparse.Namespace, objective: Any) -> dict[str, Any]:
+    """TF-IDF + linear SVM and the majority class on the split the trials used (or why they were skipped)."""
+    from legal_hpo_env.classical import BaselineError, classical_baselines
+    from legal_hpo_env.tasks import DataError, load_task
+
+    if not objective.replays:
+        data, fidelity = objective.data, objective.fidelity
+    else:  # a table holds scores, not examples: the same data, if it is here, gives the same split
+        table = objective.replay_backend
+        if table.fidelity is None:
+            return {"skipped": f"the {args.table!r} table's runs differ in fidelity: no one split to train on."}
+        try:
+            data = load_task(args.task)  # $LEGAL_HPO_DATA: a replaying env refuses --data-dir
+        except DataError as e:
+            return {"skipped": f"the {args.table!r} table holds scores, not data, and the data was not found ({e})"}
+        recorded = table.runs(objective.task_name, table.configurations(objective.task_name)[0])[0].data_hash
+        if data.data_hash != recorded:
+            return {"skipped": f"the data found (hash {data.data_hash}) is not the data the {args.table!r} table was "
+                               f"recorded on (hash {recorded})"}
+        fidelity = table.fidelity
+    try:
+        return classical_baselines(data, fidelity)
+    except BaselineError as e:
+        print(f"legal-hpo tune: no baselines: {e}", file=sys.stderr)
+        return {"skipped": str(e)}
+
+
+def _comparison(report: dict[str, Any]) -> str:
+    """One line: the tuned model's test headline metric beside the baselines'."""
+    baselines = report["baselines"]
+    if "skipped" in baselines:
+        return f"baselines skipped: {baselines['skipped']}"
+    svm, majority = baselines["tfidf_svm"], baselines["majority"]
+    setting = svm["settings"]
+    chosen = f" (C={setting['C']:g}, {setting['class_weighting']})" if "C" in setting else ""
+    return (f"test {baselines['metric']}: tuned {report['best_test_score']:.4f} | TF-IDF + linear SVM "
+            f"{svm['test']['score']:.4f}{chosen} | majority class {majority['test']['score']:.4f}")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -351,43 +524,55 @@ def _held_out_training_tasks(args: argparse.Namespace) -> list[str]:
 
 
 def _load_or_train(args: argparse.Namespace, env: Any) -> Any:
-    import gymnasium as gym
+    """The tuner ``tune`` plays: ``--policy``, a fresh one (``--train-steps``), or the shipped one."""
+    from agents.base import PolicyFileError
 
-    if args.agent == "reinforce":
-        from agents.reinforce import REINFORCE
+    if args.train_steps is not None:
+        from agents.training import train_tuner
 
         if args.policy:
-            return REINFORCE.load(args.policy, env=env)
-        training = gym.make("LegalHPO-v0", **_env_kwargs(args, _held_out_training_tasks(args)))
-        return REINFORCE(training, seed=args.seed, **REINFORCE_SETTINGS).learn(args.train_steps)
-    from agents.ppo import make_ppo  # a clear ImportError if the sb3 extra is missing
+            raise ValueError("--policy plays a trained tuner and --train-steps trains a new one: give one of them.")
+        training = _env_kwargs(args, _held_out_training_tasks(args))
+        return train_tuner(args.agent, training, args.train_steps, args.seed, progress=True)
+    if not args.policy:
+        from agents.pretrained import load_pretrained, manifest
 
-    if args.policy:
+        entry = manifest().get(f"{args.agent}-{args.action_mode}", {})
+        trained_on = _expand(entry.get("tasks", []))
+        if args.task in trained_on:
+            print(f"note: the shipped {args.agent} policy was trained on {args.task} ({entry['tasks']}); "
+                  "its result there is not a held-out one", file=sys.stderr)
+        return load_pretrained(args.agent, args.action_mode, env=env, env_kwargs=_env_kwargs(args, args.task))
+    try:
+        if args.agent == "reinforce":
+            from agents.reinforce import REINFORCE
+
+            return REINFORCE.load(args.policy, env=env)
         from agents.ppo import load_ppo  # reads weights only: a policy file never runs code
 
         return load_ppo(args.policy, _env_kwargs(args, args.task), n_envs=1, seed=args.seed)
-    training_kwargs = _env_kwargs(args, _held_out_training_tasks(args))
-    return make_ppo(training_kwargs, n_envs=1, seed=args.seed).learn(args.train_steps)
+    except PolicyFileError as e:
+        raise PolicyFileError(f"{e} (policies play the --action-mode they were trained with: "
+                              f"this env has --action-mode {args.action_mode})") from e
+
+
+def _expand(tasks: str | list[str]) -> list[str]:
+    from legal_hpo_env.tasks.suite import expand_tasks
+
+    return expand_tasks([tasks] if isinstance(tasks, str) else list(tasks))
 
 
 def _cmd_train_agent(args: argparse.Namespace) -> int:
-    import gymnasium as gym
+    """Train a tuner by the package's recipe (agents/training.py), with a progress bar, and save it."""
+    from agents.training import train_tuner
 
-    import legal_hpo_env  # noqa: F401
-
+    _check_writable(Path(args.output), "--output")  # before training, not after it
     task = args.task if len(args.task) > 1 else args.task[0]
-    agent: Any
-    if args.agent == "reinforce":
-        from agents.reinforce import REINFORCE
-
-        env = gym.make("LegalHPO-v0", **_env_kwargs(args, task))
-        agent = REINFORCE(env, seed=args.seed, **REINFORCE_SETTINGS).learn(args.steps)
-    else:
-        from agents.ppo import make_ppo
-
-        agent = make_ppo(_env_kwargs(args, task), n_envs=2, seed=args.seed).learn(args.steps)
+    kwargs = _env_kwargs(args, task)
+    agent = train_tuner(args.agent, kwargs, args.steps, args.seed, tensorboard=args.tensorboard, progress=True)
     agent.save(args.output)
-    print(f"saved {args.agent} policy trained for {args.steps} steps on {task} to {args.output}")
+    print(f"saved {args.agent} policy ({args.action_mode} actions) trained for {args.steps} steps on {task} "
+          f"to {args.output}")
     return 0
 
 

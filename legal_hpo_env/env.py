@@ -11,6 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from legal_hpo_env.backends.base import ReplayBackend, TrialResult
+from legal_hpo_env.backends.table import TableBackend
 from legal_hpo_env.config import ACTION_MODES, EnvConfig
 from legal_hpo_env.history import SearchHistory, history_layout
 from legal_hpo_env.landscape import Landscape
@@ -49,7 +50,7 @@ def observation_layout(observation: str = "basic") -> list[str]:
         [f"hp/{name}" for name in SPACE.names]
         + ["last_score", "best_score", "last_train_loss", "budget_used", "last_diverged"]
         + [f"family/{f}" for f in FAMILIES]
-        + ["log_train_size", "log_num_labels", "log_mean_chars"]
+        + ["log_train_size", "log_num_labels", "majority_share", "log_mean_chars"]
     )
     return basic + history_layout() if observation == "adaptive" else basic
 
@@ -66,8 +67,8 @@ class LegalHPOEnv(gym.Env):
     configuration found (``info["best_config"]``).
 
     ## Action Space
-    k = 7 hyperparameters on grids (``legal_hpo_env.SPACE``): learning_rate (10 values,
-    1e-5..1e-2, log), batch_size (4..64), weight_decay (0, 0.01, 0.1), warmup_ratio
+    k = 7 hyperparameters on grids (``legal_hpo_env.SPACE``): learning_rate (13 values,
+    1e-5..1e-1, log), batch_size (4..64), weight_decay (0, 0.01, 0.1), warmup_ratio
     (0..0.2), epochs (1..8), dropout (0..0.3), class_weighting (none, balanced).
 
     | action_mode      | space                       | meaning                                             |
@@ -82,7 +83,7 @@ class LegalHPOEnv(gym.Env):
     configuration on every backend.
 
     ## Observation Space
-    ``Box(0, 1, (k + 15,), float32)``; names in :func:`observation_layout`. Every entry is
+    ``Box(0, 1, (k + 16,), float32)``; names in :func:`observation_layout`. Every entry is
     normalised against the full search space, whatever the backend: one configuration has
     one observation everywhere, so one policy means the same thing on every backend.
 
@@ -97,11 +98,12 @@ class LegalHPOEnv(gym.Env):
     | k+5..k+11   | task family one-hot (``legal_hpo_env.tasks.FAMILIES``; none for custom data) |
     | k+12        | log10(training examples) / 6                                 |
     | k+13        | log2(labels) / 7                                             |
-    | k+14        | log10(mean input characters) / 5                             |
+    | k+14        | share of the most frequent training label (class balance)    |
+    | k+15        | log10(mean input characters) / 5                             |
 
     With ``observation="adaptive"`` the search history follows
     (:func:`legal_hpo_env.history.history_layout`, 2k + 3 + 2g entries for g grid values in
-    all: 83): the incumbent's configuration and score, the previous configuration, the
+    all: 89): the incumbent's configuration and score, the previous configuration, the
     effect of the last move ((last - previous score + 1) / 2) and whether it improved the
     incumbent, then for every value of every grid whether a trial used it and the best dev
     score such a trial gave.
@@ -145,7 +147,11 @@ class LegalHPOEnv(gym.Env):
     ## Version History
     * v0: initial version. Later within v0: observations and ``direct`` actions
       normalised against the full search space on every backend; seven task families;
-      the opt-in ``observation="adaptive"``.
+      the opt-in ``observation="adaptive"``; the learning-rate grid widened from
+      1e-5..1e-2 (10 values) to 1e-5..1e-1 (13 values: 3e-4, 3e-2 and 1e-1 added), which
+      changes the normalised learning rate in observations and the decoding of ``direct``
+      actions (policies trained before it must be retrained); the class balance of the
+      task (share of its most frequent training label) added to the task descriptors.
 
     >>> import gymnasium as gym, legal_hpo_env
     >>> env = gym.make("LegalHPO-v0", task="unfair_tos", backend="head")  # doctest: +SKIP
@@ -207,9 +213,34 @@ class LegalHPOEnv(gym.Env):
         self._history = SearchHistory() if cfg.observation == "adaptive" else None
         self._objective: Objective | None = None
         self._replay: ReplayBackend | None = None
-        # the step path's constants: each grid's last index, and the action space's bounds
-        self._top = tuple(len(d.grid) - 1 for d in self.hp_space.dimensions)
-        self._nvec = tuple(int(n) for n in getattr(self.action_space, "nvec", ()))
+        # -- the step path's constants, computed once (see step) --
+        self._k = k
+        self._basic_size = len(observation_layout())
+        self._obs_size = len(observation_layout(cfg.observation))
+        top = tuple(len(d.grid) - 1 for d in self.hp_space.dimensions)
+        self._top = top
+        # how an action is checked: the space's kind, shape and bound (see _checked_action)
+        if isinstance(self.action_space, spaces.MultiDiscrete):
+            nvec = [int(n) for n in self.action_space.nvec]
+            bound = nvec[0] if nvec.count(nvec[0]) == len(nvec) else tuple(nvec)
+            self._check: tuple[str, tuple[int, ...], Any] = ("multi", self.action_space.shape, bound)
+        elif isinstance(self.action_space, spaces.Discrete):
+            self._check = ("discrete", (), int(self.action_space.n))
+        else:  # the Box built above: one bound for every entry
+            self._check = ("box", self.action_space.shape, (-1.0, 1.0))
+        # delta: _moves[d][i][a] is where a (0 lower, 1 keep, 2 raise) takes index i of grid d;
+        # a move past the end of a grid stays at the end
+        self._moves = tuple(tuple((max(i - 1, 0), i, min(i + 1, t)) for i in range(t + 1)) for t in top)
+        # direct: per hyperparameter, the full grid's last index and, for each index of the
+        # full grid, the nearest index on the grid moved on (what hp_space.to_indices gives
+        # of the full grid's value there)
+        self._direct = tuple(
+            (len(full.grid) - 1, tuple(mine.nearest_index(value) for value in full.grid))
+            for full, mine in zip(SPACE.dimensions, self.hp_space.dimensions, strict=True)
+        )
+        self._start = self.hp_space.to_indices(DEFAULT_RECIPE)
+        # per task: its observation features, the observation's base, and its grid points
+        self._tasks_seen: dict[str, tuple[list[float], np.ndarray, dict[tuple[int, ...], _Point]]] = {}
 
     def _shared_space(self) -> SearchSpace:
         """The grid agents move on: the full space, or the recorded sub-grid of a replaying backend.
@@ -257,21 +288,32 @@ class LegalHPOEnv(gym.Env):
         self._objective = self._objectives[name]
         backend = self._objective.backend
         self._replay = backend if isinstance(backend, ReplayBackend) else None
-        if self.start == "random":
-            self._indices = [int(self.np_random.integers(len(d.grid))) for d in self.hp_space.dimensions]
-        else:
-            self._indices = list(self.hp_space.to_indices(DEFAULT_RECIPE))
-        self._config = self.hp_space.from_indices(self._indices)
-        self._trials = 0
-        self._best: tuple[float, HyperParams, TrialResult] | None = None
-        self._incumbent: dict[str, Any] = {"best_config": None, "best_score": None}
-        self._last: TrialResult | None = None
-        if self._history is not None:
-            self._history.reset()
+        self._static = _is_static_table(backend)
         self._land = self._landscape()
         meta = self._objective.meta_features()
-        self._task_features = self._encode_task(meta)
-        return self._observation(), {"task": name, "config": self._config.to_dict()}
+        features = self._encode_task(meta)
+        self._task_features = features
+        seen = self._tasks_seen.get(name)
+        if seen is None or seen[0] != features:  # the points' observations hold the task's features
+            base = np.zeros(self._obs_size, np.float32)
+            base[self._k + 5 : self._basic_size] = features
+            seen = self._tasks_seen[name] = (features, base, {})
+        self._obs_base, self._points = seen[1], seen[2]
+        if self.start == "random":
+            start = tuple(int(self.np_random.integers(len(d.grid))) for d in self.hp_space.dimensions)
+        else:
+            start = self._start
+        self._point = point = self._point_at(start)
+        self._indices, self._config = point.indices, point.config
+        self._trials = 0
+        self._best: tuple[float, HyperParams, TrialResult] | None = None
+        self._best_obs = 0.0  # the best score's observation entry
+        self._incumbent: dict[str, Any] = {"best_config": None, "best_score": None}
+        self._last: TrialResult | None = None
+        self._last_outcome: _Outcome | None = None
+        if self._history is not None:
+            self._history.reset()
+        return self._observation(), {"task": name, "config": dict(point.config_dict)}
 
     def step(self, action):
         if self._objective is None:
@@ -279,34 +321,46 @@ class LegalHPOEnv(gym.Env):
         if self._trials >= self.budget:
             raise RuntimeError(f"the episode is over (budget of {self.budget} trials used): call env.reset().")
         before = self._config
-        self._indices = self._apply(action)
-        self._config = self.hp_space.from_indices(self._indices)
+        point = self._point_at(self._move(action))  # the action is checked first: a bad one changes nothing
+        self._point, self._indices, self._config = point, point.indices, point.config
         seed = int(self.np_random.integers(self.trial_seeds))
-        if self._replay is not None:  # a grid point and an int seed: nothing left to check, a table lookup
-            result = self._replay.replay(self._objective.task_name, self._config, seed)
+        if self._static:
+            # What ReplayBackend.replay returns, runs[seed % len(runs)], with the runs of the
+            # point looked up once: the table is fixed at construction (see _is_static_table).
+            runs, outcomes = point.runs, point.outcomes
+            if runs is None or outcomes is None:  # a MissingTrialError here, as replay() raises it
+                assert self._replay is not None
+                runs = point.runs = self._replay.runs(self._objective.task_name, point.config)
+                outcomes = point.outcomes = [None] * len(runs)
+            i = seed % len(runs)
+            outcome = outcomes[i]
+            if outcome is None:
+                outcome = outcomes[i] = _Outcome(runs[i])
+        elif self._replay is not None:  # a grid point and an int seed: nothing left to check
+            outcome = _Outcome(self._replay.replay(self._objective.task_name, point.config, seed))
         else:
-            result = self._objective(self._config, seed)
-        best_before = self._best[0] if self._best is not None else 0.0
-        landscape = self._land
+            outcome = _Outcome(self._objective(point.config, seed))
+        result = outcome.result
         reward = shaped_reward(
             self.reward_kind,
             result.dev_score,
-            best_before,
+            self._best[0] if self._best is not None else 0.0,
             diverged=result.diverged,
-            seconds=0.0 if result.from_store else result.seconds,
+            seconds=outcome.cost_seconds,
             cost_penalty=self.cost_penalty,
             diverged_penalty=self.diverged_penalty,
-            landscape=landscape,
+            landscape=self._land,
         )
         self._trials += 1
-        self._last = result
+        self._last, self._last_outcome = result, outcome
         if self._history is not None:
-            self._history.record(before, self._config, result.dev_score, result.diverged)
+            self._history.record(before, point.config, result.dev_score, result.diverged)
         if not result.diverged and (self._best is None or result.dev_score > self._best[0]):
-            self._best = (result.dev_score, self._config, result)
-            self._incumbent = self._incumbent_info()
+            self._best = (result.dev_score, point.config, result)
+            self._best_obs = outcome.score  # the new best score, clamped to [0, 1]
+            self._incumbent = self._incumbent_info(point)
         terminated = self._trials >= self.budget
-        info = self._info(result, seed)
+        info = self._info(outcome, seed)
         if terminated:
             info["best_test_score"] = self._best[2].test_score if self._best else 0.0
         return self._observation(), float(reward), terminated, False, info
@@ -320,24 +374,38 @@ class LegalHPOEnv(gym.Env):
 
     # -- internals -----------------------------------------------------------------
 
-    def _apply(self, action) -> list[int]:
-        arr = _checked_action(action, self.action_space, self._nvec)
-        if arr is None:
+    def _move(self, action) -> tuple[int, ...]:
+        """The grid indices ``action`` leads to from the current ones (a ValueError if it is no action)."""
+        values = _checked_action(action, *self._check)
+        if values is None:
             raise ValueError(
                 f"action {action!r} is outside the action space {self.action_space} (action_mode={self.action_mode!r})."
             )
-        top = self._top
-        if self.action_mode == "delta":  # one pass: a move past the end of a grid stays at the end
-            return [j if 0 <= (j := i + a - 1) <= t else i for i, a, t in zip(self._indices, arr, top)]
-        indices = list(self._indices)
+        indices = self._indices
+        if self.action_mode == "delta":  # values checked to be 0, 1 or 2: indices into the moves
+            return tuple([moves[i][a] for moves, i, a in zip(self._moves, indices, values)])
         if self.action_mode == "single":
-            if arr > 0:
-                dim = (arr - 1) // 2
-                indices[dim] = min(max(indices[dim] + (1 if arr % 2 == 0 else -1), 0), top[dim])
-            return indices
+            if values == 0:
+                return indices
+            dim = (values - 1) // 2
+            moved = list(indices)
+            moved[dim] = min(max(indices[dim] + (1 if values % 2 == 0 else -1), 0), self._top[dim])
+            return tuple(moved)
         # direct: decoded on the full space, then snapped to the grid moved on, so that an
-        # action means the same configuration on every backend
-        return list(self.hp_space.to_indices(SPACE.decode_unit(arr)))
+        # action means the same configuration on every backend. The full grid's index is
+        # SPACE.decode_unit's, written out to skip the configuration it builds (a test checks
+        # that they agree); its clamp to [-1, 1] is left out as the action was checked to lie there.
+        return tuple([snap[round((u + 1.0) / 2.0 * last)] for (last, snap), u in zip(self._direct, values)])
+
+    def _point_at(self, indices: tuple[int, ...]) -> _Point:
+        """The episode task's grid point at ``indices`` (in range), built on first use."""
+        point = self._points.get(indices)
+        if point is None:
+            config = self.hp_space.from_indices(indices)
+            obs = self._obs_base.copy()
+            obs[: self._k] = SPACE.normalise(config)  # the full space: one meaning on every backend
+            point = self._points[indices] = _Point(indices, config, obs)
+        return point
 
     def _landscape(self) -> Landscape | None:
         objective = self._objective
@@ -345,18 +413,22 @@ class LegalHPOEnv(gym.Env):
             return None
         return objective.backend.landscape(objective.task_name)
 
-    def _incumbent_info(self) -> dict[str, Any]:
+    def _incumbent_info(self, point: _Point) -> dict[str, Any]:
         """What ``info`` says of the best configuration so far (computed when it changes)."""
         assert self._best is not None and self._objective is not None
-        score, config, _ = self._best
-        out: dict[str, Any] = {"best_config": config.to_dict(), "best_score": score}
+        out: dict[str, Any] = {"best_config": dict(point.config_dict), "best_score": self._best[0]}
         land = self._land
         if land is not None:
             # Regret of the incumbent, scored on its mean over recorded seeds (not on the
-            # one noisy seed the agent saw), in both normalisations.
-            expected = self._objective.replay_backend.mean_score(self._objective.task_name, config)
-            out["regret"] = land.regret(expected)
-            out["regret_to_median"] = land.regret_to_median(expected)
+            # one noisy seed the agent saw), in both normalisations. Of a static table, a
+            # pure function of the point: kept with it.
+            regrets = point.regrets
+            if regrets is None:
+                expected = self._objective.replay_backend.mean_score(self._objective.task_name, point.config)
+                regrets = (land.regret(expected), land.regret_to_median(expected))
+                if self._static:
+                    point.regrets = regrets
+            out["regret"], out["regret_to_median"] = regrets
         return out
 
     @staticmethod
@@ -368,84 +440,158 @@ class LegalHPOEnv(gym.Env):
         return family + [
             clip(math.log10(max(1.0, meta["train_size"])) / 6),
             clip(math.log2(max(1.0, meta["num_labels"])) / 7),
+            # tables recorded before this descriptor existed lack it: taken as balanced
+            clip(meta.get("majority_share", 1.0 / max(1.0, meta["num_labels"]))),
             clip(math.log10(max(1.0, meta["mean_chars"])) / 5),
         ]
 
     def _observation(self) -> np.ndarray:
-        last = self._last
-        if last is None:
-            loss = 0.0
-        else:
-            final = last.train_loss[-1] if last.train_loss else math.nan
-            loss = 1.0 if last.diverged or not math.isfinite(final) else final / (1.0 + final)
-        # Each entry is in [0, 1] by construction (hyperparameters normalised and clipped,
-        # scores validated, task features clipped), so no array-wide clip: clamping the two
-        # scores keeps the guarantee for any backend's results.
-        obs = SPACE.normalise(self._config) + [  # the full space: one meaning on every backend
-            0.0 if last is None else min(1.0, max(0.0, last.dev_score)),
-            0.0 if self._best is None else min(1.0, max(0.0, self._best[0])),
-            loss,
-            self._trials / self.budget,
-            1.0 if last is not None and last.diverged else 0.0,
-            *self._task_features,
-        ]
+        # A fresh array each call (callers keep observations), copied from the point's
+        # template, which holds the normalised hyperparameters and the task's features; the
+        # five entries of the search so far are 0 in it. Each entry is in [0, 1] by
+        # construction (hyperparameters normalised and clipped, task features clipped, the
+        # two scores clamped in _Outcome), so no array-wide clip. Writing a Python float into
+        # a float32 entry rounds it as np.array(..., dtype=np.float32) does.
+        obs = self._point.obs.copy()
+        k = self._k
+        last = self._last_outcome
+        if last is not None:
+            obs[k] = last.score
+            obs[k + 1] = self._best_obs
+            obs[k + 2] = last.loss
+            obs[k + 3] = self._trials / self.budget
+            obs[k + 4] = last.diverged
         if self._history is not None:
-            obs += self._history.features()
-        return np.array(obs, dtype=np.float32)
+            self._history.write(obs[self._basic_size :])
+        return obs
 
-    def _info(self, result: TrialResult, seed: int) -> dict[str, Any]:
-        train_loss = result.train_loss
-        info = {
-            "task": result.task,
-            "config": self._config.to_dict(),
-            "trial_seed": seed,
-            "dev_score": result.dev_score,
-            "dev_curve": list(result.dev_curve),
-            "dev_accuracy": result.dev_accuracy,
-            "dev_macro_f1": result.dev_macro_f1,
-            "train_loss": train_loss[-1] if train_loss else math.nan,
-            "diverged": result.diverged,
-            "from_store": result.from_store,
-            "seconds": result.seconds,
-            "trials": self._trials,
-        }
+    def _info(self, outcome: _Outcome, seed: int) -> dict[str, Any]:
+        # A fresh dict each step (users keep infos, and may change them), its lists and
+        # dicts fresh too; the result's own entries are copied from the outcome's template.
+        info = outcome.info.copy()
+        info["config"] = dict(self._point.config_dict)
+        info["trial_seed"] = seed
+        info["dev_curve"] = list(outcome.result.dev_curve)
+        info["trials"] = self._trials
         info.update(self._incumbent)
-        if self._best is not None:  # a fresh dict each step: users keep infos, and may change them
+        if self._best is not None:
             info["best_config"] = dict(self._incumbent["best_config"])
-        if "failed" in result.extra:
-            info["failed"] = result.extra["failed"]
+        if outcome.failed:
+            info["failed"] = outcome.failed[0]
         return info
 
 
-def _checked_action(action: Any, space: spaces.Space, nvec: tuple[int, ...] = ()) -> Any:
-    """The action as plain Python numbers if the space contains it, else ``None``.
+class _Point:
+    """One grid point of an env's task, with what the step path needs of it, built once.
 
-    A list of ints (``MultiDiscrete``, whose bounds ``nvec`` the caller passes), an int
-    (``Discrete``), or a list of float32-rounded floats (``Box``).
+    Everything here is a function of the task and the configuration alone (the
+    observation template also of the task's features, which the env checks at reset), so
+    it is reused over steps and episodes. ``runs``, ``outcomes`` and ``regrets`` are filled
+    on first use, and only for a static table (see :func:`_is_static_table`).
+    """
+
+    __slots__ = ("indices", "config", "config_dict", "obs", "runs", "outcomes", "regrets")
+
+    def __init__(self, indices: tuple[int, ...], config: HyperParams, obs: np.ndarray) -> None:
+        self.indices = indices
+        self.config = config
+        self.config_dict = config.to_dict()  # never handed out: copied into each info
+        self.obs = obs  # never handed out: copied into each observation
+        self.runs: list[TrialResult] | None = None
+        self.outcomes: list[_Outcome | None] | None = None
+        self.regrets: tuple[float, float] | None = None
+
+
+class _Outcome:
+    """What a step reports of one trial result, computed once per result.
+
+    A replayed result recurs (a table holds a few runs per configuration), so this is kept
+    with its point; of a live trial, it is built each step. All of it is a function of the
+    result alone: reward, info and observation entries stay exactly those of the result.
+    """
+
+    __slots__ = ("result", "info", "score", "loss", "diverged", "cost_seconds", "failed")
+
+    def __init__(self, result: TrialResult) -> None:
+        self.result = result
+        train_loss = result.train_loss
+        final = train_loss[-1] if train_loss else math.nan
+        # the observation's entries: the clamped score, the squashed loss, the diverged flag
+        self.score = min(1.0, max(0.0, result.dev_score))
+        self.loss = 1.0 if result.diverged or not math.isfinite(final) else final / (1.0 + final)
+        self.diverged = 1.0 if result.diverged else 0.0
+        # the compute the trial cost now: none when read from the store
+        self.cost_seconds = 0.0 if result.from_store else result.seconds
+        # why a live trial failed, if it did: (reason,), else ()
+        self.failed = (result.extra["failed"],) if "failed" in result.extra else ()
+        # info's key order; the None entries are filled per step (LegalHPOEnv._info)
+        self.info: dict[str, Any] = {
+            "task": result.task,
+            "config": None,
+            "trial_seed": None,
+            "dev_score": result.dev_score,
+            "dev_curve": None,
+            "dev_accuracy": result.dev_accuracy,
+            "dev_macro_f1": result.dev_macro_f1,
+            "train_loss": final,
+            "diverged": result.diverged,
+            "from_store": result.from_store,
+            "seconds": result.seconds,
+            "trials": None,
+        }
+
+
+def _is_static_table(backend: Any) -> bool:
+    """Whether replaying on ``backend`` is a pure lookup in a table fixed at construction.
+
+    True for a :class:`TableBackend` (the recorded backend included) whose ``replay``,
+    ``runs`` and ``mean_score`` are the stock ones: then the runs of a configuration, and
+    so each step's result and the incumbent's mean score, can be looked up once and kept.
+    A subclass overriding any of them takes the general path, one ``replay`` call a step.
+    """
+    cls = type(backend)
+    return (
+        isinstance(backend, TableBackend)
+        and cls.replay is ReplayBackend.replay
+        and cls.runs is TableBackend.runs
+        and cls.mean_score is ReplayBackend.mean_score
+    )
+
+
+def _checked_action(action: Any, kind: str, shape: tuple[int, ...], bound: Any) -> Any:
+    """The action as plain Python numbers if the action space contains it, else ``None``.
+
+    ``kind``, ``shape`` and ``bound`` describe the space (``LegalHPOEnv._check``):
+    ``"multi"`` (``MultiDiscrete``; ``bound`` the one size of every entry, or the sizes),
+    ``"discrete"`` (``bound`` its ``n``) or ``"box"`` (``bound`` its low and high, the same
+    for every entry). Returned: a list of ints, an int, or a list of float32-rounded floats.
 
     ``None`` also for what cannot be an action at all (strings, ragged lists, objects,
     booleans, complex numbers).
 
-    The same test as ``space.contains``, written out because it sits on the step path.
+    The same test as ``space.contains``, written out because it sits on the step path: on a
+    handful of values, Python's builtins beat numpy's reductions.
     """
     try:
         arr = np.asarray(action)
     except (TypeError, ValueError, OverflowError):
         return None
-    if isinstance(space, spaces.Box):
+    if kind == "box":
         # float32() of a string parses it, and of a huge int overflows: numbers only
-        if arr.dtype.kind not in "iuf" or arr.shape != space.shape:
+        if arr.dtype.kind not in "iuf" or arr.shape != shape:
             return None
-        arr = arr.astype(np.float32)
-        return arr.tolist() if bool(np.all(arr >= space.low)) and bool(np.all(arr <= space.high)) else None
+        values = arr.astype(np.float32).tolist()
+        low, high = bound
+        # chained comparisons are False for NaN, so NaN is refused as np.all(low <= arr <= high) does
+        return values if all(low <= v <= high for v in values) else None
     if arr.dtype.kind not in "iu":
         return None
-    if isinstance(space, spaces.MultiDiscrete):  # a handful of values: Python beats numpy's reductions
-        if arr.shape != space.shape:
+    if kind == "multi":
+        if arr.shape != shape:
             return None
         values = arr.tolist()
-        if nvec and nvec.count(nvec[0]) == len(nvec):  # one size (delta: 3): two builtins check them all
-            return values if min(values) >= 0 and max(values) < nvec[0] else None
-        return values if all(0 <= a < n for a, n in zip(values, nvec)) else None
+        if isinstance(bound, int):  # one size (delta: 3): two builtins check them all
+            return values if min(values) >= 0 and max(values) < bound else None
+        return values if all(0 <= a < n for a, n in zip(values, bound)) else None
     # Discrete: a scalar, as gymnasium's Discrete.contains wants it
-    return int(arr) if arr.shape == () and 0 <= int(arr) < int(space.n) else None  # type: ignore[attr-defined]
+    return int(arr) if arr.shape == () and 0 <= int(arr) < bound else None

@@ -245,7 +245,8 @@ class SearchSpace:
 SPACE = SearchSpace(
     [
         Dimension(
-            "learning_rate", (1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 3e-3, 1e-2), 1e-7, 1.0, log=True,
+            "learning_rate", (1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1), 1e-7, 1.0,
+            log=True,
             help="peak AdamW learning rate, log scale",
         ),
         Dimension("batch_size", (4, 8, 16, 32, 64), 1, 4096, log=True, help="examples per step"),

@@ -54,7 +54,7 @@ def test_both_env_checkers_pass_without_warnings(env_kwargs, action_mode, reward
 
 def test_spaces_match_the_documented_layout(make):
     layout = observation_layout()
-    assert len(layout) == K + 15 and layout[K : K + 5] == [
+    assert len(layout) == K + 16 and layout[K : K + 5] == [
         "last_score", "best_score", "last_train_loss", "budget_used", "last_diverged",
     ]
     for mode, space in [
@@ -64,7 +64,7 @@ def test_spaces_match_the_documented_layout(make):
     ]:
         env = make(action_mode=mode)
         assert env.action_space == space
-        assert env.observation_space == gym.spaces.Box(0.0, 1.0, (K + 15,), np.float32)
+        assert env.observation_space == gym.spaces.Box(0.0, 1.0, (K + 16,), np.float32)
 
 
 def test_observation_hand_computed(make, tiny_task):
@@ -74,10 +74,12 @@ def test_observation_hand_computed(make, tiny_task):
     assert obs.dtype == np.float32 and obs in env.observation_space
     task = load_task(tiny_task)
     mean_chars = task.meta_features()["mean_chars"]
+    majority = task.meta_features()["majority_share"]
     expected = SPACE.normalise(DEFAULT_RECIPE) + [0.0, 0.0, 0.0, 0.0, 0.0] + [
         0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,  # custom data: in no family
         math.log10(42) / 6,  # 42 training examples
         math.log2(3) / 7,  # 3 labels
+        majority,  # share of the most frequent training label
         math.log10(mean_chars) / 5,
     ]
     assert obs.tolist() == pytest.approx(expected, abs=1e-6)
@@ -183,11 +185,11 @@ def test_env_on_a_table_backend_pickles(tiny_task, tiny_model):
 def test_gymnasium_sync_vector_env(env_kwargs):
     envs = gym.make_vec("LegalHPO-v0", num_envs=2, vectorization_mode="sync", **env_kwargs)
     obs, _ = envs.reset(seed=0)
-    assert obs.shape == (2, K + 15)
+    assert obs.shape == (2, K + 16)
     envs.action_space.seed(0)
     for _ in range(4):  # past the budget of 3: autoreset
         obs, rewards, terminated, truncated, infos = envs.step(envs.action_space.sample())
-    assert obs.shape == (2, K + 15) and rewards.shape == (2,)
+    assert obs.shape == (2, K + 16) and rewards.shape == (2,)
     envs.close()
 
 
@@ -200,12 +202,12 @@ def test_sb3_subproc_vec_env(env_kwargs, monkeypatch):
     try:
         vec.seed(0)
         obs = vec.reset()
-        assert obs.shape == (2, K + 15)
+        assert obs.shape == (2, K + 16)
         for _ in range(3):
             obs, rewards, dones, infos = vec.step(np.array([vec.action_space.sample() for _ in range(2)]))
         assert dones.tolist() == [True, True]  # the budget of 3 is used
         assert all(0.0 <= info["best_test_score"] <= 1.0 for info in infos)
-        assert obs.shape == (2, K + 15)  # already reset
+        assert obs.shape == (2, K + 16)  # already reset
     finally:
         vec.close()
 
@@ -250,18 +252,18 @@ def test_delta_moves_stop_at_the_grid_bounds(make):
     assert configs[0] == dict(learning_rate=2e-5, batch_size=4, weight_decay=0.0, warmup_ratio=0.06, epochs=2,
                               dropout=0.0, class_weighting="none")
     assert configs[1] == configs[2] == configs[3] == LOW
-    env = make(budget=8)
+    env = make(budget=11)
     env.reset(seed=0)
-    configs = [env.step(np.full(K, 2))[4]["config"] for _ in range(8)]
+    configs = [env.step(np.full(K, 2))[4]["config"] for _ in range(11)]
     assert configs[0] == dict(learning_rate=5e-5, batch_size=16, weight_decay=0.01, warmup_ratio=0.2, epochs=5,
                               dropout=0.2, class_weighting="balanced")
-    top = dict(learning_rate=1e-2, batch_size=64, weight_decay=0.1, warmup_ratio=0.2, epochs=8, dropout=0.3,
+    top = dict(learning_rate=1e-1, batch_size=64, weight_decay=0.1, warmup_ratio=0.2, epochs=8, dropout=0.3,
                class_weighting="balanced")
     # every dimension but the learning rate is at its top after 3 steps; the learning rate
-    # (index 2 of 10) after 7
+    # (index 2 of 13) after 10
     assert configs[2] == {**top, "learning_rate": 2e-4}
-    assert [c["learning_rate"] for c in configs] == [5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 3e-3, 1e-2, 1e-2]
-    assert configs[6] == configs[7] == top
+    assert [c["learning_rate"] for c in configs] == [5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1e-1]
+    assert configs[9] == configs[10] == top
 
 
 def test_single_and_direct_moves(make):
@@ -408,8 +410,9 @@ def test_named_task_sets_work_through_gym_make():
     assert env.unwrapped.tasks == ["overruling"] and env.reset(seed=0)[1]["task"] == "overruling"
     env = gym.make("LegalHPO-v0", task=["family:judgment", "unfair_tos"])
     assert env.unwrapped.tasks == ["scotus", "unfair_tos"]
-    with pytest.raises(ValueError, match="cuad_"):  # the recorded head table holds the founding tasks only
-        gym.make("LegalHPO-v0", task="suite:train")
+    assert len(gym.make("LegalHPO-v0", task="suite:train").unwrapped.tasks) == 24
+    with pytest.raises(ValueError, match="cuad_"):  # version 1 of the head table holds the founding tasks only
+        gym.make("LegalHPO-v0", task="suite:train", table="head-v1")
 
 
 def test_one_configuration_has_one_observation_on_every_backend(make, tmp_path):
@@ -422,7 +425,8 @@ def test_one_configuration_has_one_observation_on_every_backend(make, tmp_path):
     action = config_to_action(config)
     recorded = LegalHPOEnv(task="t", backend=RecordedBackend(path=recorded_table(tmp_path / "t.json.gz")),
                            action_mode="direct", budget=2)
-    envs = {"live head": make(action_mode="direct"), "packaged head table": LegalHPOEnv(action_mode="direct"),
+    envs = {"live head": make(action_mode="direct"),
+            "packaged head table": LegalHPOEnv(action_mode="direct", table="head-v1"),
             "a recorded sub-grid": recorded}
     observed = {}
     for name, env in envs.items():

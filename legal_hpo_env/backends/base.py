@@ -6,6 +6,7 @@ import abc
 import math
 import numbers
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -187,6 +188,8 @@ class EpochReport:
     best_state: dict | None = None
     #: seconds spent in optimisation steps alone (no evaluation), for throughput figures
     train_seconds: float = 0.0
+    #: True when an ``on_epoch`` callback stopped the run before its planned epochs
+    stopped: bool = False
 
 
 def build_result(
@@ -244,6 +247,8 @@ def build_result(
             "label_names": list(task.label_names),
             "train_seconds": report.train_seconds,
             **({"curves": _curves(dev_history, test_history)} if test_history else {}),
+            # stopped early (pruned): not the whole run of ``config``, whose schedule spans all its epochs
+            **({"stopped_after_epoch": len(report.dev_curve)} if report.stopped else {}),
             **(extra or {}),
         },
     )
@@ -337,11 +342,16 @@ class Backend(_Identity, abc.ABC):
         *,
         progress: bool = False,
         save_to: str | os.PathLike | None = None,
+        on_epoch: Callable[[EpochReport], bool] | None = None,
     ) -> TrialResult:
         """Train with ``config`` and return its result. A diverged run is a result, not an error.
 
         With ``save_to`` the model of the best dev epoch is saved to that folder
-        (:mod:`legal_hpo_env.model` loads it).
+        (:mod:`legal_hpo_env.model` loads it). ``on_epoch`` is called after every epoch's
+        dev score with the run so far; when it returns ``False`` training stops there and
+        the result holds the epochs reached, marked ``extra["stopped_after_epoch"]`` (a
+        pruner's early stop). Such a result is not the run of ``config`` (its learning-rate
+        schedule spans every planned epoch): do not store it as one.
         """
 
 
@@ -386,21 +396,33 @@ class ReplayBackend(_Identity, abc.ABC):
         """The number of seeds every configuration has (the fewest over the backend)."""
         return min(len(self.runs(t, c)) for t in self.tasks for c in self.configurations(t))
 
-    def mean_score(self, task: str, config: HyperParams) -> float:
-        """Mean dev score over the seeds of ``config``."""
+    def mean_score(self, task: str, config: HyperParams, split: str = "dev") -> float:
+        """Mean score over the seeds of ``config`` on ``split``, ``"dev"`` or ``"test"``.
+
+        A run's test score is read at its best dev epoch: the test score of the model that
+        selection on dev would keep.
+        """
         runs = self.runs(task, config)
-        return sum(r.dev_score for r in runs) / len(runs)
+        if split == "dev":
+            return sum(r.dev_score for r in runs) / len(runs)
+        if split == "test":
+            return sum(r.test_score for r in runs) / len(runs)
+        raise ValueError(f"split={split!r} is not a scored split: use 'dev' or 'test'.")
 
-    def scores(self, task: str) -> list[float]:
-        """Mean dev score over seeds of every configuration of ``task``."""
-        return [self.mean_score(task, c) for c in self.configurations(task)]
+    def scores(self, task: str, split: str = "dev") -> list[float]:
+        """Mean score over seeds on ``split`` of every configuration of ``task``."""
+        return [self.mean_score(task, c, split) for c in self.configurations(task)]
 
-    def landscape(self, task: str) -> Landscape:
-        """Best, median and worst mean dev score over every configuration of ``task``."""
+    def landscape(self, task: str, split: str = "dev") -> Landscape:
+        """Best, median and worst mean score on ``split`` over every configuration of ``task``.
+
+        The ``"dev"`` landscape is the one agents are scored against; the ``"test"`` one
+        measures what the configuration they select is worth on unseen data.
+        """
         cache = self.__dict__.setdefault("_landscapes", {})
-        if task not in cache:
-            cache[task] = Landscape.of(self.scores(task))
-        return cache[task]
+        if (task, split) not in cache:
+            cache[(task, split)] = Landscape.of(self.scores(task, split))
+        return cache[(task, split)]
 
     def replay(self, task: str, config: HyperParams, seed: int) -> TrialResult:
         """The run of ``config`` on ``task`` with the seed ``seed`` picks among the recorded ones."""

@@ -11,14 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from legal_hpo_env.backends.base import Backend, Fidelity, TrialResult, build_result
+from legal_hpo_env.backends.base import Backend, EpochReport, Fidelity, TrialResult, build_result
 from legal_hpo_env.backends.metrics import scores
 from legal_hpo_env.backends.models import ModelLoadError, encode_task, load_tokenizer, model_config, resolve_model
 from legal_hpo_env.backends.training import (
@@ -104,7 +104,7 @@ class FinetuneBackend(Backend):
 
     def evaluate(
         self, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False,
-        save_to: str | os.PathLike | None = None,
+        save_to: str | os.PathLike | None = None, on_epoch: Callable[[EpochReport], bool] | None = None,
     ) -> TrialResult:
         from transformers import AutoModelForSequenceClassification
 
@@ -158,6 +158,7 @@ class FinetuneBackend(Backend):
             dev_score,
             steps_per_epoch=steps_per_epoch,
             on_step=bar.update,
+            on_epoch=on_epoch,
         )
         bar.close()
         test = None

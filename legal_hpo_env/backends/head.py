@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from legal_hpo_env.backends.base import Backend, Fidelity, TrialResult, build_result
+from legal_hpo_env.backends.base import Backend, EpochReport, Fidelity, TrialResult, build_result
 from legal_hpo_env.backends.finetune import collate
 from legal_hpo_env.backends.metrics import scores
 from legal_hpo_env.backends.models import (
@@ -152,7 +153,7 @@ class HeadBackend(Backend):
 
     def evaluate(
         self, task: TaskData, config: HyperParams, fidelity: Fidelity, seed: int, *, progress: bool = False,
-        save_to: str | os.PathLike | None = None,
+        save_to: str | os.PathLike | None = None, on_epoch: Callable[[EpochReport], bool] | None = None,
     ) -> TrialResult:
         features = encoder_features(task, self.model_name, fidelity.max_length, self.device)
         start = time.perf_counter()
@@ -193,7 +194,8 @@ class HeadBackend(Backend):
                 test_history.append(scores(test_labels, head(x_test).argmax(-1).tolist()))
             return dev_history[-1][task.spec.metric]
 
-        report = train_epochs(head, config, batches, step_loss, dev_score, steps_per_epoch=steps_per_epoch)
+        report = train_epochs(head, config, batches, step_loss, dev_score, steps_per_epoch=steps_per_epoch,
+                              on_epoch=on_epoch)
         result = build_result(
             self,
             task,

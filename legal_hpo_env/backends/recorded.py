@@ -30,7 +30,7 @@ from legal_hpo_env.backends.base import TrialResult, scored_result
 from legal_hpo_env.backends.table import TableBackend
 from legal_hpo_env.space import SPACE
 
-__all__ = ["RecordedBackend", "write_table", "read_table", "available_tables", "TABLE_FORMAT"]
+__all__ = ["RecordedBackend", "write_table", "dump_table", "read_table", "available_tables", "TABLE_FORMAT"]
 
 TABLE_FORMAT = "legal-hpo-recorded-table"
 _COLUMNS = [*SPACE.names, "seed", "dev_accuracy", "dev_macro_f1", "test_accuracy", "test_macro_f1", "train_loss",
@@ -56,6 +56,11 @@ def write_table(
         row += [_rounded(r.train_loss), round(r.seconds, 3), r.diverged]
         entry["rows"].append(row)
     table = {"format": TABLE_FORMAT, "version": version, "columns": _COLUMNS, "metadata": metadata, "tasks": tasks}
+    return dump_table(table, path)
+
+
+def dump_table(table: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write a table's content (as :func:`read_table` returns it) to ``path``, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -140,8 +145,9 @@ class RecordedBackend(TableBackend):
     """Replay a packaged (or given) recorded table.
 
     Args:
-        fidelity: which packaged table, ``"head"`` or ``"finetune"``.
-        version: table version; ``None`` for the newest packaged one.
+        fidelity: which packaged table, ``"head"`` or ``"finetune"``; ``"head-v1"`` names a
+            version too.
+        version: table version; ``None`` for the newest packaged one (or the one the name gives).
         path: a table file instead of a packaged one.
     """
 
@@ -152,6 +158,9 @@ class RecordedBackend(TableBackend):
         self, fidelity: str = "head", version: int | None = None, path: str | os.PathLike | None = None
     ) -> None:
         source: Any = path
+        name, _, number = fidelity.rpartition("-v")
+        if name and number.isdigit() and version is None:  # "head-v1": the table's file name
+            fidelity, version = name, int(number)
         if path is None:
             tables = available_tables()
             if fidelity not in tables:

@@ -119,12 +119,15 @@ def train_epochs(
     steps_per_epoch: int,
     max_grad_norm: float = 1.0,
     on_step: Callable[[], None] | None = None,
+    on_epoch: Callable[[EpochReport], bool] | None = None,
 ) -> EpochReport:
     """The epoch loop both live backends share.
 
     Each epoch trains on ``batches_per_epoch()`` then reads the dev headline metric. The
     weights of the best dev epoch are kept (in memory) so that the caller can score test
     on them. A non-finite loss or gradient norm stops training: the run is diverged.
+    After every epoch ``on_epoch`` (if given) sees the run so far (without weights); when
+    it returns ``False`` training stops there, and the report says ``stopped``.
     """
     optimizer = make_optimizer(model, config)
     scheduler = linear_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
@@ -165,6 +168,12 @@ def train_epochs(
         if score > best_score:
             best_score = score
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if on_epoch is not None:
+            so_far = EpochReport(list(dev_curve), list(train_loss), _argmax(dev_curve), False, None, train_seconds)
+            # after the last epoch there is nothing left to stop: the run is whole
+            if on_epoch(so_far) is False and len(dev_curve) < config.epochs:
+                return EpochReport(dev_curve, train_loss, _argmax(dev_curve), False, best_state, train_seconds,
+                                   stopped=True)
     return EpochReport(dev_curve, train_loss, _argmax(dev_curve), False, best_state, train_seconds)
 
 

@@ -123,12 +123,15 @@ class TaskData:
         return sorted(keep)
 
     def meta_features(self) -> dict[str, float]:
-        """Task descriptors an agent may see (family, size, labels, input length)."""
+        """Task descriptors an agent may see (family, size, labels, class balance, input length)."""
         lengths = [len(ex.text) + len(ex.text_pair or "") for ex in self.train]
+        counts = Counter(ex.label for ex in self.train)
         return {
             "family": float(FAMILIES.index(self.spec.family)) if self.spec.family in FAMILIES else -1.0,
             "train_size": float(len(self.train)),
             "num_labels": float(self.num_labels),
+            # the share of the most frequent training label: 1 / labels when balanced, near 1 when skewed
+            "majority_share": max(counts.values()) / max(1, len(self.train)) if counts else 1.0,
             "mean_chars": float(sum(lengths) / max(1, len(lengths))),
         }
 

@@ -177,6 +177,26 @@ def test_infinite_gradient_is_divergence(task, tiny_model, monkeypatch):
     assert result.diverged and result.dev_score == DIVERGED_SCORE and result.dev_curve == []
 
 
+@pytest.mark.parametrize("backend", ["head", "finetune"])
+def test_an_epoch_callback_sees_every_epoch_and_can_stop_the_run(backend, task, tiny_model):
+    seen = []
+
+    def stop_after_two(report) -> bool:
+        seen.append((list(report.dev_curve), len(report.train_loss)))
+        return len(report.dev_curve) < 2
+
+    trainer = make_backend(backend, model=tiny_model, device="cpu")
+    stopped = trainer.evaluate(task, CONFIG, FAST, seed=0, on_epoch=stop_after_two)
+    assert [n for _, n in seen] == [1, 2] and seen[-1][0] == stopped.dev_curve
+    assert len(stopped.dev_curve) == len(stopped.train_loss) == 2 and not stopped.diverged
+    assert stopped.extra["stopped_after_epoch"] == 2 and 1 <= stopped.selected_epoch <= 2
+    assert 0.0 <= stopped.test_score <= 1.0  # a normal result, of the epochs it reached
+    whole = trainer.evaluate(task, CONFIG, FAST, seed=0, on_epoch=lambda report: len(report.dev_curve) < 3)
+    # False after the last epoch stops nothing: the whole run, as without a callback
+    assert "stopped_after_epoch" not in whole.extra
+    assert whole.dev_curve == trainer.evaluate(task, CONFIG, FAST, seed=0).dev_curve
+
+
 # -- models, features, errors ------------------------------------------------------
 
 

@@ -24,7 +24,8 @@ from legal_hpo_env.cli import main as cli  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-ENV = {"task": "overruling", "budget": 4, "action_mode": "direct"}
+# the env `legal-hpo tune` gives a learned tuner (agents/training.py's recipe)
+ENV = {"task": "overruling", "budget": 4, "action_mode": "direct", "observation": "adaptive", "reward": "regret"}
 
 
 class WritesAFile:

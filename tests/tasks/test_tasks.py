@@ -511,7 +511,10 @@ def test_meta_features(tmp_path):
     data = load_task(f"custom:{path}")
     meta = data.meta_features()
     mean = sum(len(ex.text) for ex in data.train) / 36
-    assert meta == {"family": -1.0, "train_size": 36.0, "num_labels": 4.0, "mean_chars": pytest.approx(mean)}
+    majority = max(sum(ex.label == label for ex in data.train) for label in range(4)) / 36
+    assert meta == {"family": -1.0, "train_size": 36.0, "num_labels": 4.0, "majority_share": pytest.approx(majority),
+                    "mean_chars": pytest.approx(mean)}
+    assert 0.6 < majority < 0.8  # A is 40 of 56 examples, and the split is stratified
 
 
 # -- bad input ----------------------------------------------------------------------
