@@ -76,6 +76,8 @@ class FixedSequence(Searcher):
             budget: the number of actions (trials) in the sequence.
             action_mode: ``"direct"`` (a portfolio of grid points) or ``"delta"`` (moves from the recipe).
         """
+        if action_mode not in ("direct", "delta"):
+            raise ValueError(f"action_mode={action_mode!r}: fit 'direct' or 'delta' sequences.")
         if not tasks:
             raise ValueError("fit a fixed sequence on at least one task.")
         space = backend.space(tasks[0])
@@ -93,8 +95,6 @@ class FixedSequence(Searcher):
                 chosen.append(pick)
                 incumbent = np.minimum(incumbent, regret[:, pick])
             return cls([config_to_action(points[p]) for p in chosen], "direct")
-        if action_mode != "delta":
-            raise ValueError(f"action_mode={action_mode!r}: fit 'direct' or 'delta' sequences.")
         moves = np.array(list(itertools.product((0, 1, 2), repeat=len(shape))))  # every delta action
         top = np.array(shape) - 1
         position = np.array(space.to_indices(DEFAULT_RECIPE))
