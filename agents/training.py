@@ -59,7 +59,8 @@ def train_tuner(agent: str, env_kwargs: dict[str, Any], steps: int, seed: int = 
     import torch
     from tqdm.auto import tqdm
 
-    torch.set_num_threads(1)  # networks this small are fastest on one thread
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # networks this small are fastest on one thread (restored after)
     bar = tqdm(total=steps, desc=f"training {agent}", unit="step", disable=not progress)
     try:
         if agent == "reinforce":
@@ -67,6 +68,7 @@ def train_tuner(agent: str, env_kwargs: dict[str, Any], steps: int, seed: int = 
         return _train_ppo(env_kwargs, steps, seed, tensorboard, bar)
     finally:
         bar.close()
+        torch.set_num_threads(threads)
 
 
 def _train_reinforce(env_kwargs: dict[str, Any], steps: int, seed: int, tensorboard: str | None, bar: Any) -> Any:
