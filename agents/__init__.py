@@ -25,6 +25,7 @@ SEARCHERS: dict[str, str] = {
     "random": "agents.baselines:RandomSearch",
     "tpe": "agents.baselines:TPESearch",
     "default": "agents.baselines:DefaultRecipe",
+    "asha": "agents.asha:ASHA",
 }
 
 # Public names -> module, imported on first access (PEP 562).
@@ -37,6 +38,7 @@ _LAZY = {
     "RandomSearch": "agents.baselines",
     "TPESearch": "agents.baselines",
     "DefaultRecipe": "agents.baselines",
+    "ASHA": "agents.asha",
     "FixedSequence": "agents.fixed",
     "BudgetedTPE": "agents.budgeted",
     "BudgetedRun": "agents.budgeted",

@@ -88,7 +88,10 @@ def load_pretrained(agent: str, action_mode: str, env: Any = None, env_kwargs: d
 
 def build(table: str, steps: int, seed: int, folder: Path, tasks: str | list[str] = TRAINING_TASKS) -> dict[str, Any]:
     """Train every shipped policy on ``tasks`` of ``table`` and write them, with their manifest, to ``folder``."""
+    from legal_hpo_env.backends.recorded import RecordedBackend
+
     folder.mkdir(parents=True, exist_ok=True)
+    version = RecordedBackend(table).metadata["version"]  # "head" is the newest version: say which
     entries = {}
     for agent in AGENTS:
         for mode in MODES:
@@ -99,6 +102,7 @@ def build(table: str, steps: int, seed: int, folder: Path, tasks: str | list[str
             policy.save(folder / f"{name}{_SUFFIX[agent]}")
             entries[name] = {
                 "file": f"{name}{_SUFFIX[agent]}", "agent": agent, "action_mode": mode, "table": table,
+                "table_version": version,
                 "tasks": tasks, "env": {k: v for k, v in kwargs.items() if k != "task"}, "steps": steps,
                 "seed": seed, "settings": REINFORCE_SETTINGS if agent == "reinforce" else PPO_SETTINGS,
                 "training_seconds": round(time.perf_counter() - start, 1), "search_space": search_space_signature(),

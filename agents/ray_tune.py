@@ -4,7 +4,9 @@ Each Ray Tune trial samples a configuration of the env's grid (every hyperparame
 ``epochs``) and a training seed, then evaluates it at increasing epochs, the rungs of
 asynchronous successive halving (ASHA): ``grace``, ``grace * eta``, ... up to the grid's
 largest ``epochs``, each snapped up to the epochs grid. After each rung it reports its dev
-score; ASHA stops the trials below the top ``1 / eta`` of their rung. Evaluating a
+score; ASHA stops the trials below the top ``1 / eta`` of their rung (the rungs are
+:func:`agents.asha.asha_rungs`; :class:`agents.asha.ASHA` is the same search in process,
+for benchmarks on recorded tables). Evaluating a
 configuration with ``epochs=e`` is the env's own trial of that configuration: on the
 recorded backend it replays the first ``e`` epochs of the recorded run (the table's
 learning-curve semantics, no compute), on live backends it trains ``e`` epochs (the
@@ -37,29 +39,14 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 
+from agents.asha import asha_rungs, check_reduction_factor
 from agents.base import Searcher, TuningRun
 from legal_hpo_env.backends.base import DIVERGED_SCORE
-from legal_hpo_env.checks import is_int, is_number
+from legal_hpo_env.checks import is_int
 from legal_hpo_env.execution import LocalExecutor
 from legal_hpo_env.space import HyperParams
 
 __all__ = ["RayTuneASHA", "asha_rungs"]
-
-
-def asha_rungs(epochs_grid: tuple[int, ...], reduction_factor: float) -> list[int]:
-    """The epochs a trial is evaluated at: ASHA's milestones, then the grid's largest epochs.
-
-    The milestones are ``grace * eta**k`` below the grid's largest epochs, each snapped up to the grid.
-    """
-    grid = sorted(epochs_grid)
-    grace, top = grid[0], grid[-1]
-    rungs = {top}
-    k = 0
-    while grace * reduction_factor**k < top:
-        milestone = grace * reduction_factor**k
-        rungs.add(min(e for e in grid if e >= milestone))
-        k += 1
-    return sorted(rungs)
 
 
 def _trainable(config: dict[str, Any], objective: Any, rungs: list[int]) -> None:
@@ -116,13 +103,10 @@ class RayTuneASHA(Searcher):
         address: str | None = None,
         storage_path: str | None = None,
     ) -> None:
-        eta = reduction_factor
-        if not is_number(eta) or not math.isfinite(eta) or not eta > 1:
-            raise ValueError(f"reduction_factor={reduction_factor!r} must be a number > 1.")
         concurrent = max_concurrent_trials
         if concurrent is not None and (not is_int(concurrent) or concurrent < 1):
             raise ValueError(f"max_concurrent_trials={max_concurrent_trials!r} must be an integer >= 1 (or None).")
-        self.reduction_factor = float(reduction_factor)
+        self.reduction_factor = check_reduction_factor(reduction_factor)
         self.max_concurrent_trials = max_concurrent_trials
         self.trial_cpus = trial_cpus
         self.trial_gpus = trial_gpus

@@ -14,14 +14,19 @@ seeds at a budget of ``--budget`` trials it reports, per task and over every tas
 * a paired Wilcoxon signed-rank test of each method against TPE over (task, seed);
 * where each task's optimum lies on the grid.
 
-Methods: random search, TPE, the recipe, the oracle (plays the best configuration), the
+Methods: random search, TPE, ASHA (:class:`agents.asha.ASHA`, successive halving over
+epochs; a configuration counts as one trial however many epochs it reached), the recipe,
+the oracle (plays the best configuration), the
 best fixed action sequence of each action mode fitted on the training families, and the
 learned policies (REINFORCE, PPO) in ``direct`` and ``delta`` mode, each also played with
 its feedback blanked (:class:`legal_hpo_env.wrappers.BlankFeedback`): a policy that does
 as well blind does not use what it observes. Delta-mode methods are also played from
-random starts. Optional: Ray Tune's ASHA (``--ray-tune``).
+random starts. Optional: Ray Tune's ASHA (``--ray-tune``; the same search as ``asha``
+through Ray Tune, which spends seconds per trial on scheduling).
 
     python -m benchmarks.protocol [--table head] [--seeds 20] [--budget 20] [--steps 60000]
+    # transfer across fidelities: tuners fitted on the head table, tested on the finetune table
+    python -m benchmarks.protocol --table finetune --train-table head --output protocol-finetune-from-head
 
 Writes benchmarks/results/protocol-<table>.json, protocol-<table>-regret.png and
 landscape-<table>.png.
@@ -99,17 +104,31 @@ def regret_curves(run, backend, task: str) -> tuple[list[float], list[float]]:
     return dev, test
 
 
-def optimum(backend, task: str) -> dict[str, Any]:
-    """Where the task's best configuration (mean dev score) lies on each dimension of its grid."""
+def optimum(backend, task: str, configs: list | None = None) -> dict[str, Any]:
+    """Where the task's best configuration (mean dev score) lies on each dimension of its grid.
+
+    ``configs``: the grid points to search (default: all; a recording in progress has fewer).
+    """
     space = backend.space(task)
-    best = max(space.grid_points(), key=lambda c: backend.mean_score(task, c))
+    best = max(configs or space.grid_points(), key=lambda c: backend.mean_score(task, c))
     where = {}
     for d in space.dimensions:
         if len(d.grid) > 2 and not d.categorical:
             i = d.grid.index(getattr(best, d.name))
             where[d.name] = "low edge" if i == 0 else "high edge" if i == len(d.grid) - 1 else "interior"
-    return {"config": best.to_dict(), "dev": backend.mean_score(task, best),
-            "test": backend.mean_score(task, best, "test"), "position": where}
+    out = {"config": best.to_dict(), "dev": backend.mean_score(task, best),
+           "test": backend.mean_score(task, best, "test"), "position": where}
+    if where.get("learning_rate", "interior") != "interior":
+        # on a plateau that reaches the edge the best point is there by noise: how far is the best inside?
+        edge = best.learning_rate
+        inside = max((c for c in configs or space.grid_points() if c.learning_rate != edge),
+                     key=lambda c: backend.mean_score(task, c))
+        seeds = [r.dev_score for r in backend.runs(task, best)]
+        out["best_inside"] = {"config": inside.to_dict(), "dev": backend.mean_score(task, inside),
+                              "gap": out["dev"] - backend.mean_score(task, inside),
+                              "standard_error": float(np.std(seeds, ddof=1) / np.sqrt(len(seeds)))
+                              if len(seeds) > 1 else None}
+    return out
 
 
 def families_of(backend) -> dict[str, list[str]]:
@@ -122,27 +141,32 @@ def families_of(backend) -> dict[str, list[str]]:
     return out
 
 
-def methods_for_fold(args, backend, train_tasks: list[str], training: dict[str, float]) -> dict[str, Any]:
-    """``name -> (searcher, action mode, start, blanked)`` for one held-out family."""
-    from agents import DefaultRecipe, PolicySearcher, RandomSearch, TPESearch
+def methods_for_fold(args, train_backend, train_tasks: list[str], training: dict[str, float]) -> dict[str, Any]:
+    """``name -> (searcher, action mode, start, blanked)`` for one held-out family.
+
+    The learned methods and fixed sequences are fitted on ``train_tasks`` of ``train_backend``
+    (the table of ``--train-table``).
+    """
+    from agents import ASHA, DefaultRecipe, PolicySearcher, RandomSearch, TPESearch
     from agents.fixed import FixedSequence
 
     methods: dict[str, Any] = {
         "random": (RandomSearch(), "direct", "default", False),
         "tpe": (TPESearch(ordered=True, n_startup_trials=5), "direct", "default", False),
+        "asha": (ASHA(), "direct", "default", False),
         "default": (DefaultRecipe(), "direct", "default", False),
         "oracle": (Oracle(), "direct", "default", False),
     }
     if args.ray_tune:
         from agents.ray_tune import RayTuneASHA
 
-        methods["asha"] = (RayTuneASHA(), "direct", "default", False)
+        methods["ray-tune-asha"] = (RayTuneASHA(), "direct", "default", False)
     for mode in args.modes:
-        fixed = FixedSequence.fit(backend, train_tasks, args.budget, mode)
+        fixed = FixedSequence.fit(train_backend, train_tasks, args.budget, mode)
         methods[f"fixed-{mode}"] = (fixed, mode, "default", False)
         for agent in args.agents:
             start = time.perf_counter()
-            policy = train(agent, args.table, train_tasks, args.budget, mode, args.steps, seed=0)
+            policy = train(agent, args.train_table or args.table, train_tasks, args.budget, mode, args.steps, seed=0)
             training.setdefault(f"{agent}-{mode}", 0.0)
             training[f"{agent}-{mode}"] += time.perf_counter() - start
             print(f"  trained {agent}-{mode} in {time.perf_counter() - start:.0f}s", file=sys.stderr)
@@ -156,7 +180,7 @@ def methods_for_fold(args, backend, train_tasks: list[str], training: dict[str, 
     return methods
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", default="head")
     parser.add_argument("--seeds", type=int, default=20)
@@ -165,8 +189,10 @@ def main() -> None:
     parser.add_argument("--agents", nargs="*", default=["reinforce", "ppo"], choices=["reinforce", "ppo"])
     parser.add_argument("--modes", nargs="*", default=["direct", "delta"], choices=["direct", "delta"])
     parser.add_argument("--ray-tune", action="store_true", help="also run Ray Tune ASHA (needs legal-hpo-env[ray])")
+    parser.add_argument("--train-table", help="fit the learned methods and fixed sequences on this table's tasks "
+                        "of the other families (default: --table); e.g. head, to test transfer across fidelities")
     parser.add_argument("--output", help="result name (default protocol-<table>)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from agents.training import PPO_SETTINGS, REINFORCE_SETTINGS, TRAIN_START, tuner_env_kwargs
     from legal_hpo_env.backends.recorded import RecordedBackend
@@ -174,6 +200,8 @@ def main() -> None:
 
     backend = RecordedBackend(args.table)
     families = families_of(backend)
+    train_backend = RecordedBackend(args.train_table) if args.train_table else backend
+    train_families = families_of(train_backend)
     if len(families) < 2:
         raise SystemExit(f"the {args.table!r} table holds one family ({list(families)}): nothing to hold out.")
     training: dict[str, float] = {}
@@ -181,10 +209,11 @@ def main() -> None:
     finals: dict[str, dict[tuple[str, int], dict[str, float]]] = {"dev": {}, "test": {}}
     curves: dict[str, dict[str, list[list[float]]]] = {"dev": {}, "test": {}}
     names: list[str] = []
+    cost: dict[str, list[float]] = {}  # per method: the recorded training seconds of each episode
     for family, held_out in families.items():
-        train_tasks = [t for t in backend.tasks if t not in held_out]
+        train_tasks = [t for f, tasks in train_families.items() if f != family for t in tasks]
         print(f"fold {family}: train on {len(train_tasks)} tasks, test on {held_out}", file=sys.stderr)
-        methods = methods_for_fold(args, backend, train_tasks, training)
+        methods = methods_for_fold(args, train_backend, train_tasks, training)
         names = names or list(methods)
         for task in held_out:
             results[task] = {"family": family, "landscape": backend.landscape(task).to_dict(),
@@ -198,7 +227,9 @@ def main() -> None:
                 played = BlankFeedback(env) if blanked else env
                 dev, test = [], []
                 for seed in range(args.seeds):
-                    d, t = regret_curves(searcher.run(played, seed=1000 + seed), backend, task)
+                    run = searcher.run(played, seed=1000 + seed)
+                    cost.setdefault(name, []).append(run.trial_seconds)
+                    d, t = regret_curves(run, backend, task)
                     dev.append(d)
                     test.append(t)
                     finals["dev"].setdefault((task, seed), {})[name] = d[-1]
@@ -221,12 +252,14 @@ def main() -> None:
     tuned = tuner_env_kwargs([], "direct")
     edges = {t: r["optimum"]["position"].get("learning_rate") for t, r in results.items()}
     write_result(args.output or f"protocol-{args.table}", {
-        "command": "python -m benchmarks.protocol " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.protocol " + " ".join(sys.argv[1:] if argv is None else argv),
         "setup": {
             "table": args.table,
+            "train_table": args.train_table or args.table,
             "table_metadata": {k: v for k, v in backend.metadata.items() if k != "recorded_on"},
             "protocol": "leave one family out: learned methods train on the other families' tasks",
-            "folds": {f: {"test": held, "train": len(backend.tasks) - len(held)} for f, held in families.items()},
+            "folds": {f: {"test": held, "train": sum(len(t) for g, t in train_families.items() if g != f)}
+                      for f, held in families.items()},
             "budget": args.budget, "seeds": args.seeds, "episode_seeds": f"1000..{999 + args.seeds}",
             "trial_seeds": "drawn by the env from the recorded seeds",
             "tuners": {"observation": tuned["observation"], "reward": tuned["reward"], "train_start": TRAIN_START,
@@ -234,9 +267,11 @@ def main() -> None:
                        "recipe": "agents/training.py"},
             "training_seconds": training,
             "ranks": "mean rank at the budget over (task, seed); ties share their mean rank; oracle not ranked",
+            "cost": "mean over episodes of the recorded training seconds the trials would have cost",
             "test": "two-sided Wilcoxon signed-rank over (task, seed) of the regret at the budget",
         },
         "summary": summary,
+        "cost": {name: float(np.mean(seconds)) for name, seconds in cost.items()},
         "optimum_learning_rate": {pos: sorted(t for t, p in edges.items() if p == pos)
                                   for pos in ("low edge", "interior", "high edge")},
         "tasks": results,

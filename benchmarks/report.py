@@ -38,11 +38,15 @@ def protocol(table: str) -> list[str]:
         f"{setup['budget']}): normalised regret (best − found) / (best − worst) of the incumbent, mean over held-out "
         "tasks and seeds at 5 / 10 / 20 trials (lower is better; ± the 95% interval at 20), on dev (what the search "
         "sees) and on test (what its pick is worth); mean rank at the budget; two-sided Wilcoxon signed-rank test "
-        "against TPE over (task, seed), with wins / losses.",
+        "against TPE over (task, seed), with wins / losses"
+        + ("; compute: the recorded training minutes of an episode's trials (ASHA stops trials early)."
+           if "cost" in data else "."),
         "",
-        "| method | dev regret @5 / 10 / 20 | test regret @5 / 10 / 20 | mean rank (dev) | vs TPE (dev): p, W / L |",
-        "|---|---|---|---|---|",
+        "| method | dev regret @5 / 10 / 20 | test regret @5 / 10 / 20 | mean rank (dev) | vs TPE (dev): p, W / L |"
+        + (" compute (min) |" if "cost" in data else ""),
+        "|---|---|---|---|---|" + ("---|" if "cost" in data else ""),
     ]
+    cost = data.get("cost", {})
     for name, dev in summary["dev"].items():
         test = summary["test"][name]
         cells = []
@@ -51,9 +55,54 @@ def protocol(table: str) -> list[str]:
             cells.append(f"{at} ± {row['ci95_at_20']:.3f}" if "ci95_at_20" in row else at)
         rank = "—" if dev["mean_rank"] is None else f"{dev['mean_rank']:.2f}"
         versus = "—" if dev["vs_tpe"] is None else _versus(dev["vs_tpe"])
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {rank} | {versus} |")
+        compute = f" {cost[name] / 60:.1f} |" if name in cost else ""
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {rank} | {versus} |{compute}")
     lines += ["", _env_line(data)]
     return lines
+
+
+def fidelities() -> list[str]:
+    """The head landscape against the fine-tuning one, per task (benchmarks/fidelities.py)."""
+    data = _load("fidelities")
+    if data is None:
+        return []
+    partial = "" if data["complete"] else f" (from the recording in progress: {data['finetune']})"
+    lines = [f"**Does the cheap head rank configurations as fine-tuning does?**{partial} The head recorded again on "
+             "the finetune table's grid, data subsets and seeds; Spearman's rank correlation of their mean dev scores "
+             "over the shared grid points, each one's best learning rate, and the normalised fine-tuning regret of "
+             "the head's best configuration (what trusting the proxy loses):", "",
+             "| task | points | Spearman | best lr: finetune | head (same grid) | head table "
+             "| regret of trusting the head |",
+             "|---|---|---|---|---|---|---|"]
+    for task, row in data["tasks"].items():
+        table = row["head_table_optimum"]
+        lr = "—" if table is None else f"{table['config']['learning_rate']:g}"
+        lines.append(f"| {task} | {row['shared_points']} | {row['spearman']:+.2f} | "
+                     f"{row['finetune_optimum']['config']['learning_rate']:g} | "
+                     f"{row['head_optimum_on_finetune_grid']['config']['learning_rate']:g} | {lr} | "
+                     f"{row['regret_of_trusting_the_head']:.2f} |")
+    return lines + ["", _env_line(data)]
+
+
+def live_transfer() -> list[str]:
+    """The shipped tuners on a task in no table, live (benchmarks/live_transfer.py)."""
+    data = _load("live-transfer")
+    if data is None:
+        return []
+    setup, task = data["setup"], data["task"]
+    lines = [f"**Shipped tuners on a task in no table, live** ({task['name']}: {len(task['labels'])} labels, "
+             f"{task['examples']} examples; `head` backend, budget {setup['budget']}, {setup['seeds']} seeds): "
+             "regret normalised by the best and worst dev score any method found, the test score of the pick, and "
+             "the Wilcoxon test against TPE over seeds.", "",
+             "| method | dev regret @5 / 10 / 20 | best dev | test of the pick (± std) | vs TPE: p, W / L |",
+             "|---|---|---|---|---|"]
+    for name, row in data["methods"].items():
+        regret = row["regret"]
+        at = " / ".join(f"{regret[f'at_{k}']:.3f}" for k in (5, 10, 20) if f"at_{k}" in regret)
+        versus = "—" if row["vs_tpe"] is None else _versus(row["vs_tpe"])
+        lines.append(f"| {name} | {at} | {row['best_dev']:.3f} | {row['test_of_pick']:.3f} ± "
+                     f"{row['test_of_pick_std']:.3f} | {versus} |")
+    return lines + ["", _env_line(data)]
 
 
 def _versus(test: dict[str, Any]) -> str:
@@ -69,8 +118,18 @@ def optimum_positions(table: str) -> list[str]:
     where = data["optimum_learning_rate"]
     parts = [f"{pos}: {len(tasks)}" + (f" ({', '.join(tasks)})" if tasks and pos != "interior" else "")
              for pos, tasks in where.items()]
-    return [f"**Where the optima lie** (best mean dev configuration of each task of the `{table}` table, its "
-            "learning rate on the recorded grid): " + "; ".join(parts) + "."]
+    lines = [f"**Where the optima lie** (best mean dev configuration of each task of the `{table}` table, its "
+             "learning rate on the recorded grid): " + "; ".join(parts) + "."]
+    inside = {t: row["optimum"]["best_inside"] for t, row in data["tasks"].items() if "best_inside" in row["optimum"]}
+    if inside:
+        lines += ["", "Of each edge optimum, how much better it is than the best configuration with a learning rate "
+                  "inside the grid, against the standard error of its mean over seeds:", "",
+                  "| task | best (edge) | best inside (its rate) | gap | standard error |", "|---|---|---|---|---|"]
+        for task, row in sorted(inside.items()):
+            best = data["tasks"][task]["optimum"]
+            lines.append(f"| {task} | {best['dev']:.3f} (lr {best['config']['learning_rate']:g}) | {row['dev']:.3f} "
+                         f"(lr {row['config']['learning_rate']:g}) | {row['gap']:.3f} | {row['standard_error']:.3f} |")
+    return lines
 
 
 def throughput() -> list[str]:
@@ -206,7 +265,8 @@ def ray_scaling() -> list[str]:
 
 
 def main() -> None:
-    for section in (protocol("head"), optimum_positions("head"), protocol("finetune"), recording("head", "head-suite"),
+    for section in (protocol("head"), optimum_positions("head"), protocol("finetune"), fidelities(), live_transfer(),
+                    recording("head", "head-suite"),
                     recording("finetune"),
                     recording_progress("finetune"), recording_progress("head-suite"), quality(), practitioner(),
                     throughput(), head_speed(), env_speed(), ray_scaling()):

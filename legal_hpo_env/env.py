@@ -67,8 +67,8 @@ class LegalHPOEnv(gym.Env):
     configuration found (``info["best_config"]``).
 
     ## Action Space
-    k = 7 hyperparameters on grids (``legal_hpo_env.SPACE``): learning_rate (13 values,
-    1e-5..1e-1, log), batch_size (4..64), weight_decay (0, 0.01, 0.1), warmup_ratio
+    k = 7 hyperparameters on grids (``legal_hpo_env.SPACE``): learning_rate (15 values,
+    1e-5..1, log), batch_size (4..64), weight_decay (0, 0.01, 0.1), warmup_ratio
     (0..0.2), epochs (1..8), dropout (0..0.3), class_weighting (none, balanced).
 
     | action_mode      | space                       | meaning                                             |
@@ -148,10 +148,12 @@ class LegalHPOEnv(gym.Env):
     * v0: initial version. Later within v0: observations and ``direct`` actions
       normalised against the full search space on every backend; seven task families;
       the opt-in ``observation="adaptive"``; the learning-rate grid widened from
-      1e-5..1e-2 (10 values) to 1e-5..1e-1 (13 values: 3e-4, 3e-2 and 1e-1 added), which
-      changes the normalised learning rate in observations and the decoding of ``direct``
-      actions (policies trained before it must be retrained); the class balance of the
-      task (share of its most frequent training label) added to the task descriptors.
+      1e-5..1e-2 (10 values) to 1e-5..1e-1 (13 values: 3e-4, 3e-2 and 1e-1 added), then
+      to 1e-5..1 (15 values: 3e-1 and 1 added), each of which changes the normalised
+      learning rate in observations and the decoding of ``direct`` actions (policies
+      trained before it must be retrained); the class balance of the task (share of its
+      most frequent training label) added to the task descriptors; ``table="head"``
+      replays version 3 of the head table (version 2 as ``"head-v2"``).
 
     >>> import gymnasium as gym, legal_hpo_env
     >>> env = gym.make("LegalHPO-v0", task="unfair_tos", backend="head")  # doctest: +SKIP

@@ -245,7 +245,10 @@ class SearchSpace:
 SPACE = SearchSpace(
     [
         Dimension(
-            "learning_rate", (1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1), 1e-7, 1.0,
+            "learning_rate",
+            (1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0),
+            1e-7,
+            1.0,
             log=True,
             help="peak AdamW learning rate, log scale",
         ),

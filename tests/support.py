@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 
 from legal_hpo_env.backends import Fidelity, TrialResult
 from legal_hpo_env.backends.recorded import write_table
-from legal_hpo_env.space import HyperParams
+from legal_hpo_env.space import DEFAULT_RECIPE, SPACE, HyperParams
 from legal_hpo_env.store import trial_key
 
 #: The checkout's root, and the folder of the tests (this module's).
@@ -159,3 +160,50 @@ def report_figure(name: str, value: Any) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"name": name, "value": value}) + "\n")
+
+
+# -- recorded learning curves ------------------------------------------------------
+
+#: The task of :func:`curve_runs`, and its descriptors.
+CURVE_TASK = "synthetic"
+CURVE_META = {"family": 0.0, "train_size": 1000.0, "num_labels": 2.0, "mean_chars": 100.0}
+
+
+def learning_curve(i: int, epochs: int, seed: int) -> list[float]:
+    """Dev scores per epoch at learning-rate index i: a bump peaked at lr 1e-4 that grows with epochs."""
+    return [0.2 + 0.2 * k * math.exp(-0.5 * ((i - 4) / 1.5) ** 2) + 0.01 * seed for k in range(1, epochs + 1)]
+
+
+def curve_runs(task: str = CURVE_TASK, recorded_epochs: int = 3) -> list[TrialResult]:
+    """Recorded runs of every learning rate (two seeds), scored after each of ``recorded_epochs`` epochs."""
+    runs = []
+    for i, lr in enumerate(SPACE["learning_rate"].grid):
+        for seed in (0, 1):
+            dev = learning_curve(i, recorded_epochs, seed)
+            test = [d - 0.02 for d in dev]
+            config = DEFAULT_RECIPE.replace(learning_rate=lr, epochs=recorded_epochs)
+            runs.append(TrialResult(
+                task=task, backend="head", model="m", config=config.to_dict(), fidelity=FAST.to_dict(), seed=seed,
+                metric="macro_f1", dev_curve=dev, train_loss=[0.5] * len(dev), selected_epoch=len(dev),
+                dev_score=max(dev), test_score=max(test), dev_accuracy=0.0, dev_macro_f1=0.0, test_accuracy=0.0,
+                test_macro_f1=0.0, diverged=False, seconds=3.0, sizes={"train": 1000, "dev": 100, "test": 100},
+                data_hash="abc", code_version="t",
+                extra={"task_meta": CURVE_META, "curves": {"dev_accuracy": dev, "dev_macro_f1": dev,
+                                                           "test_accuracy": test, "test_macro_f1": test}},
+            ))
+    return runs
+
+
+def curve_table():
+    """A table backend of :func:`curve_runs`: every learning rate at 1, 2 and 3 epochs (each run's first epochs)."""
+    results = []
+    for r in curve_runs():
+        for epochs in (1, 2, 3):
+            dev = r.dev_curve[:epochs]
+            results.append(TrialResult.from_dict({
+                **r.to_dict(), "config": {**r.config, "epochs": epochs}, "dev_curve": dev, "dev_score": max(dev),
+                "test_score": max(dev) - 0.02, "seconds": 1.0 * epochs,
+            }))
+    from legal_hpo_env.backends.table import TableBackend
+
+    return TableBackend(results, meta={CURVE_TASK: CURVE_META})

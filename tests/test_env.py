@@ -252,18 +252,19 @@ def test_delta_moves_stop_at_the_grid_bounds(make):
     assert configs[0] == dict(learning_rate=2e-5, batch_size=4, weight_decay=0.0, warmup_ratio=0.06, epochs=2,
                               dropout=0.0, class_weighting="none")
     assert configs[1] == configs[2] == configs[3] == LOW
-    env = make(budget=11)
+    env = make(budget=13)
     env.reset(seed=0)
-    configs = [env.step(np.full(K, 2))[4]["config"] for _ in range(11)]
+    configs = [env.step(np.full(K, 2))[4]["config"] for _ in range(13)]
     assert configs[0] == dict(learning_rate=5e-5, batch_size=16, weight_decay=0.01, warmup_ratio=0.2, epochs=5,
                               dropout=0.2, class_weighting="balanced")
-    top = dict(learning_rate=1e-1, batch_size=64, weight_decay=0.1, warmup_ratio=0.2, epochs=8, dropout=0.3,
+    top = dict(learning_rate=1.0, batch_size=64, weight_decay=0.1, warmup_ratio=0.2, epochs=8, dropout=0.3,
                class_weighting="balanced")
     # every dimension but the learning rate is at its top after 3 steps; the learning rate
-    # (index 2 of 13) after 10
+    # (index 2 of 15) after 12
     assert configs[2] == {**top, "learning_rate": 2e-4}
-    assert [c["learning_rate"] for c in configs] == [5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1e-1]
-    assert configs[9] == configs[10] == top
+    lrs = [5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 1.0]
+    assert [c["learning_rate"] for c in configs] == lrs
+    assert configs[11] == configs[12] == top
 
 
 def test_single_and_direct_moves(make):

@@ -16,7 +16,7 @@ LOWEST = dict(
     learning_rate=1e-5, batch_size=4, weight_decay=0.0, warmup_ratio=0.0, epochs=1, dropout=0.0, class_weighting="none"
 )
 HIGHEST = dict(
-    learning_rate=1e-1, batch_size=64, weight_decay=0.1, warmup_ratio=0.2, epochs=8, dropout=0.3,
+    learning_rate=1.0, batch_size=64, weight_decay=0.1, warmup_ratio=0.2, epochs=8, dropout=0.3,
     class_weighting="balanced",
 )
 
@@ -136,7 +136,7 @@ def test_every_grid_index_round_trips():
         config = SPACE.from_indices(indices)
         assert SPACE.to_indices(config) == indices
         count += 1
-    assert count == SPACE.size() == 13 * 5 * 3 * 4 * 5 * 4 * 2
+    assert count == SPACE.size() == 15 * 5 * 3 * 4 * 5 * 4 * 2
 
 
 def test_grid_points_are_every_configuration_once():
@@ -181,10 +181,10 @@ def test_decode_unit_hits_the_ends_and_clips():
     assert SPACE.decode_unit([42.0] * 7) == HyperParams(**HIGHEST)
     assert SPACE.decode_unit(np.full(7, -1.0, dtype=np.float32)) == HyperParams(**LOWEST)
     # u = 0 -> index round((n - 1) / 2), Python rounding half to even:
-    # lr 13 values -> 6 (3e-4); batch 5 -> 2 (16); decay 3 -> 1 (0.01);
+    # lr 15 values -> 7 (5e-4); batch 5 -> 2 (16); decay 3 -> 1 (0.01);
     # warmup 4 -> round(1.5) = 2 (0.1); epochs 5 -> 2 (3); dropout 4 -> 2 (0.2); weighting 2 -> round(0.5) = 0
     assert SPACE.decode_unit([0.0] * 7) == HyperParams(
-        learning_rate=3e-4, batch_size=16, weight_decay=0.01, warmup_ratio=0.1, epochs=3, dropout=0.2,
+        learning_rate=5e-4, batch_size=16, weight_decay=0.01, warmup_ratio=0.1, epochs=3, dropout=0.2,
         class_weighting="none",
     )
     with pytest.raises(ValueError):
@@ -212,7 +212,7 @@ def test_normalise_hand_computed():
         class_weighting="balanced",
     )
     expected = [
-        1 / 4,  # ln(1e-4 / 1e-5) / ln(1e-1 / 1e-5) = 1/4
+        1 / 5,  # ln(1e-4 / 1e-5) / ln(1 / 1e-5) = 1/5
         0.5,  # log2(16 / 4) / log2(64 / 4) = 2/4
         0.1,  # 0.01 / 0.1
         0.5,  # 0.1 / 0.2

@@ -33,7 +33,7 @@ from legal_hpo_env.space import DEFAULT_RECIPE, SPACE
 
 TASK = "synthetic"
 META = {TASK: {"family": 0.0, "train_size": 1000.0, "num_labels": 2.0, "mean_chars": 100.0}}
-LRS = SPACE["learning_rate"].grid  # 13 values, 1e-5 .. 1e-1
+LRS = SPACE["learning_rate"].grid  # 15 values, 1e-5 .. 1
 BATCHES = SPACE["batch_size"].grid  # 5 values, 4 .. 64
 WEIGHTINGS = SPACE["class_weighting"].grid  # none, balanced
 PEAK = (4, 3, 1)  # lr 1e-4, batch 32, balanced
@@ -107,7 +107,7 @@ def test_import_agents_is_cheap():
 
 
 def test_registry_makes_every_searcher_and_names_the_valid_ones():
-    assert sorted(SEARCHERS) == ["default", "random", "tpe"]
+    assert sorted(SEARCHERS) == ["asha", "default", "random", "tpe"]
     for name in SEARCHERS:
         assert make_searcher(name).name == name
     with pytest.raises(ValueError, match="valid names are"):

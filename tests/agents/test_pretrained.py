@@ -35,8 +35,23 @@ def test_build_writes_every_policy_and_says_how_it_was_trained(shipped):
     for name, entry in manifest["policies"].items():
         assert (folder / entry["file"]).is_file()
         assert entry["tasks"] == ["overruling", "scotus"] and entry["table"] == "head-v1" and entry["steps"] == 400
+        assert entry["table_version"] == 1
         assert entry["env"]["observation"] == "adaptive" and entry["env"]["action_mode"] == name.split("-")[1]
         assert entry["search_space"] == pretrained.search_space_signature()
+
+
+@pytest.mark.parametrize("agent", ["reinforce", "ppo"])
+@pytest.mark.parametrize("mode", ["direct", "delta"])
+def test_the_packaged_policies_match_this_versions_search_space_and_table(agent, mode):
+    """A change of the search space or of the default table must come with rebuilt policies."""
+    from legal_hpo_env.backends.recorded import RecordedBackend
+
+    entry = pretrained.manifest()[f"{agent}-{mode}"]
+    table = RecordedBackend(entry["table"])
+    assert entry["search_space"] == pretrained.search_space_signature()
+    assert entry["table_version"] == table.metadata["version"], "rebuild: python -m agents.pretrained"
+    kwargs = tuner_env_kwargs("contract_nli", mode)
+    assert pretrained.load_pretrained(agent, mode, env=gym.make("LegalHPO-v0", **kwargs), env_kwargs=kwargs)
 
 
 @pytest.mark.parametrize("agent", ["reinforce", "ppo"])

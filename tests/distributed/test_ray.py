@@ -23,21 +23,20 @@ import legal_hpo_env  # noqa: E402,F401
 from agents.base import config_to_action  # noqa: E402
 from agents.ray_tune import RayTuneASHA, asha_rungs  # noqa: E402
 from legal_hpo_env import distributed  # noqa: E402
-from legal_hpo_env.backends.base import Fidelity, TrialResult  # noqa: E402
+from legal_hpo_env.backends.base import Fidelity  # noqa: E402
 from legal_hpo_env.backends.recorded import write_table  # noqa: E402
-from legal_hpo_env.backends.table import TableBackend  # noqa: E402
 from legal_hpo_env.cli import main as cli  # noqa: E402
 from legal_hpo_env.distributed import INSTALL_HINT, RayExecutor, RayOptions, connect  # noqa: E402
 from legal_hpo_env.env import LegalHPOEnv, observation_layout  # noqa: E402
 from legal_hpo_env.objective import Objective  # noqa: E402
 from legal_hpo_env.space import DEFAULT_RECIPE, SPACE, HyperParams  # noqa: E402
 from legal_hpo_env.store import TrialStore  # noqa: E402
-from support import REPO  # noqa: E402
+from support import CURVE_TASK as TASK  # noqa: E402
+from support import REPO, curve_runs, curve_table  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 FIDELITY = Fidelity(max_length=32)
-LRS = SPACE["learning_rate"].grid
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +209,7 @@ def test_without_ray_each_entry_point_says_how_to_install_it(tiny_model, tiny_ta
     with pytest.raises(ImportError, match="pip install"):
         remote_env(tiny_task, tiny_model)
     with pytest.raises(ImportError, match="pip install"):
-        RayTuneASHA().run(LegalHPOEnv(task=TASK, backend=table_backend(), budget=2, action_mode="direct"))
+        RayTuneASHA().run(LegalHPOEnv(task=TASK, backend=curve_table(), budget=2, action_mode="direct"))
     assert cli(["evaluate", "--task", tiny_task, "--ray"]) == 2
     assert "pip install 'legal-hpo-env[ray]'" in capsys.readouterr().err
 
@@ -228,51 +227,10 @@ def test_a_ray_executor_pickles_without_its_ray_handle_and_keeps_its_cluster(clu
 
 # -- RLlib and Ray Tune --------------------------------------------------------------
 
-TASK = "synthetic"
-META = {"family": 0.0, "train_size": 1000.0, "num_labels": 2.0, "mean_chars": 100.0}
-
-
-def curve(i: int, epochs: int, seed: int) -> list[float]:
-    """Dev scores per epoch at learning-rate index i: a bump peaked at lr 1e-4 that grows with epochs."""
-    return [0.2 + 0.2 * k * math.exp(-0.5 * ((i - 4) / 1.5) ** 2) + 0.01 * seed for k in range(1, epochs + 1)]
-
-
-def recorded_runs(task: str = TASK, recorded_epochs: int = 3) -> list[TrialResult]:
-    runs = []
-    for i, lr in enumerate(LRS):
-        for seed in (0, 1):
-            dev = curve(i, recorded_epochs, seed)
-            test = [d - 0.02 for d in dev]
-            config = DEFAULT_RECIPE.replace(learning_rate=lr, epochs=recorded_epochs)
-            runs.append(TrialResult(
-                task=task, backend="head", model="m", config=config.to_dict(), fidelity=FIDELITY.to_dict(), seed=seed,
-                metric="macro_f1", dev_curve=dev, train_loss=[0.5] * len(dev), selected_epoch=len(dev),
-                dev_score=max(dev), test_score=max(test), dev_accuracy=0.0, dev_macro_f1=0.0, test_accuracy=0.0,
-                test_macro_f1=0.0, diverged=False, seconds=3.0, sizes={"train": 1000, "dev": 100, "test": 100},
-                data_hash="abc", code_version="t",
-                extra={"task_meta": META, "curves": {"dev_accuracy": dev, "dev_macro_f1": dev, "test_accuracy": test,
-                                                     "test_macro_f1": test}},
-            ))
-    return runs
-
-
-def table_backend() -> TableBackend:
-    """Every learning rate at 1, 2 and 3 epochs (the first epochs of each run), two seeds."""
-    results = []
-    for r in recorded_runs():
-        for epochs in (1, 2, 3):
-            dev = r.dev_curve[:epochs]
-            results.append(TrialResult.from_dict({
-                **r.to_dict(), "config": {**r.config, "epochs": epochs}, "dev_curve": dev, "dev_score": max(dev),
-                "test_score": max(dev) - 0.02, "seconds": 1.0 * epochs,
-            }))
-    return TableBackend(results, meta={TASK: META})
-
-
 def test_rllib_ppo_trains_on_the_env_through_register_env(cluster, tmp_path):
     from benchmarks import rllib_ppo
 
-    table = write_table(recorded_runs(), {"note": "test"}, tmp_path / "head-v1.json.gz", version=1)
+    table = write_table(curve_runs(), {"note": "test"}, tmp_path / "head-v1.json.gz", version=1)
     out = tmp_path / "rllib.json"
     payload = rllib_ppo.main(["--table-path", str(table), "--task", TASK, "--budget", "4", "--iterations", "1",
                               "--episodes-per-iteration", "2", "--output", str(out)])
@@ -284,15 +242,9 @@ def test_rllib_ppo_trains_on_the_env_through_register_env(cluster, tmp_path):
     assert json.loads(out.read_text())["history"] == payload["history"]
 
 
-def test_asha_rungs_snap_the_milestones_to_the_epochs_grid():
-    assert asha_rungs((1, 2, 3, 5, 8), 3) == [1, 3, 8]
-    assert asha_rungs((1, 2, 3, 5, 8), 2) == [1, 2, 5, 8]
-    assert asha_rungs((1, 2, 3), 3) == [1, 3]
-    assert asha_rungs((3,), 3) == [3]
-
 
 def test_ray_tune_asha_is_a_seeded_baseline_on_the_envs_grid_and_budget(cluster):
-    backend = table_backend()
+    backend = curve_table()
     env = gym.make("LegalHPO-v0", task=TASK, backend=backend, budget=6, action_mode="direct", trial_seeds=2)
     searcher = RayTuneASHA()
     run = searcher.run(env, seed=0)
