@@ -7,8 +7,8 @@ scores reported at that rung so far. :class:`ASHA` is that algorithm as Optuna i
 it (:class:`optuna.pruners.SuccessiveHalvingPruner` with a seeded random sampler), run in
 this process: on a recorded table an episode takes milliseconds, where a Ray Tune run
 (:class:`agents.ray_tune.RayTuneASHA`, the same rungs and budget on a Ray cluster) spends
-seconds per trial on scheduling. Use this one to benchmark on tables, Ray Tune's to tune
-live trials on a cluster.
+far longer scheduling each trial than a table takes to replay it. Use this one to
+benchmark on tables, Ray Tune's to tune live trials on a cluster.
 
 The two share their semantics: the budget is ``budget`` configurations; evaluating a
 configuration at ``e`` epochs is the env's own trial of it with ``epochs=e`` (on a

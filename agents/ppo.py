@@ -1,9 +1,11 @@
-"""PPO from stable-baselines3, set up for ``LegalHPO-v0``.
+"""PPO from stable-baselines3, set up for ``LegalHPO-v0``, and sb3-contrib's RecurrentPPO.
 
 :func:`make_ppo` builds vectorised copies of the env and a PPO model whose rollouts hold
-whole tuning episodes; :class:`BestScoreCallback` logs what an HPO user cares about, the
-best dev (and test) score of each finished episode, under ``tuning/`` in the SB3 logger
-(and TensorBoard when ``tensorboard_log`` is set).
+whole tuning episodes (with ``recurrent=True`` a RecurrentPPO, whose LSTM policy carries a
+memory of the episode's trials beyond what the observation summarises);
+:class:`BestScoreCallback` logs what an HPO user cares about, the best dev (and test) score
+of each finished episode, under ``tuning/`` in the SB3 logger (and TensorBoard when
+``tensorboard_log`` is set).
 
 >>> from agents.ppo import BestScoreCallback, make_ppo
 >>> model = make_ppo({"task": "unfair_tos", "budget": 10}, n_envs=4, seed=0)  # doctest: +SKIP
@@ -73,6 +75,7 @@ def make_ppo(
     *,
     env_id: str | Callable[..., gym.Env] = "LegalHPO-v0",
     verbose: int = 0,
+    recurrent: bool = False,
     **ppo_kwargs: Any,
 ) -> PPO:
     """A stable-baselines3 PPO on ``n_envs`` copies of ``LegalHPO-v0``.
@@ -97,6 +100,8 @@ def make_ppo(
             worth it when trials train models, not when a table replays them).
         env_id: the registered id, or a callable ``factory(**env_kwargs) -> env``.
         verbose: SB3 verbosity (0 silent, 1 info).
+        recurrent: an sb3-contrib ``RecurrentPPO`` with an LSTM of ``hidden`` units before the
+            ``[hidden, hidden]`` nets (``MlpLstmPolicy``), instead of a PPO.
         **ppo_kwargs: any other argument of ``stable_baselines3.PPO`` (overrides the above;
             an ``n_steps`` given is rounded up to a multiple of the budget).
 
@@ -135,6 +140,15 @@ def make_ppo(
         "policy_kwargs": {"net_arch": {"pi": [hidden, hidden], "vf": [hidden, hidden]}},
         "device": "cpu",
     }
+    if recurrent:
+        try:
+            from sb3_contrib import RecurrentPPO
+        except ImportError as err:
+            raise ImportError(f"recurrent=True needs sb3-contrib ({err}): pip install legal-hpo-env[sb3]") from err
+        settings["policy_kwargs"] = {**settings["policy_kwargs"], "lstm_hidden_size": hidden}
+        settings.update(ppo_kwargs)
+        return RecurrentPPO("MlpLstmPolicy", venv, seed=seed, tensorboard_log=tensorboard_log, verbose=verbose,
+                            **settings)
     settings.update(ppo_kwargs)
     return PPO("MlpPolicy", venv, seed=seed, tensorboard_log=tensorboard_log, verbose=verbose, **settings)
 
@@ -151,8 +165,8 @@ def load_ppo(path: str | os.PathLike, env_kwargs: dict[str, Any] | None = None, 
     ``legal-hpo train-agent --agent ppo`` saves such a file. ``PPO.load`` unpickles the
     zip's ``data`` entry, which can hold arbitrary code. This reads only ``policy.pth``,
     with ``torch.load(weights_only=True)`` (tensors, no code), rebuilds the network from
-    the weights' shapes on a fresh :func:`make_ppo` for ``env_kwargs``, and loads them
-    into it: a policy for other spaces is refused by name.
+    the weights' shapes on a fresh :func:`make_ppo` for ``env_kwargs`` (a RecurrentPPO when
+    they hold an LSTM), and loads them into it: a policy for other spaces is refused by name.
 
     Args:
         path: the ``.zip`` that ``model.save`` wrote.
@@ -188,7 +202,8 @@ def load_ppo(path: str | os.PathLike, env_kwargs: dict[str, Any] | None = None, 
         raise PolicyFileError(f"{name!r}: {POLICY_WEIGHTS} is not a dict of tensors.")
     first = state.get("mlp_extractor.policy_net.0.weight")
     hidden = int(first.shape[0]) if first is not None else 64
-    model = make_ppo(env_kwargs, hidden=hidden, **make_kwargs)
+    recurrent = "lstm_actor.weight_hh_l0" in state
+    model = make_ppo(env_kwargs, hidden=hidden, recurrent=recurrent, **make_kwargs)
     try:
         model.policy.load_state_dict(state, strict=True)
     except RuntimeError as e:

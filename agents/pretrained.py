@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.base import PolicyFileError
-from agents.training import AGENTS, PPO_SETTINGS, REINFORCE_SETTINGS, train_tuner, tuner_env_kwargs
+from agents.training import PPO_SETTINGS, REINFORCE_SETTINGS, train_tuner, tuner_env_kwargs
 from legal_hpo_env.env import observation_layout
 from legal_hpo_env.space import SPACE
 
@@ -34,6 +34,8 @@ __all__ = ["MODES", "manifest", "search_space_signature", "load_pretrained", "bu
 MODES = ("direct", "delta")
 #: The task set the shipped policies are trained on.
 TRAINING_TASKS = "suite:train"
+#: The tuners shipped.
+SHIPPED = ("reinforce", "ppo")
 _SUFFIX = {"reinforce": ".pt", "ppo": ".zip"}
 
 
@@ -93,7 +95,7 @@ def build(table: str, steps: int, seed: int, folder: Path, tasks: str | list[str
     folder.mkdir(parents=True, exist_ok=True)
     version = RecordedBackend(table).metadata["version"]  # "head" is the newest version: say which
     entries = {}
-    for agent in AGENTS:
+    for agent in SHIPPED:
         for mode in MODES:
             kwargs = tuner_env_kwargs(tasks, mode, table=table)
             start = time.perf_counter()

@@ -37,6 +37,7 @@ The API follows stable-baselines3 (``learn``, ``predict``, ``save``, ``load``):
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
@@ -472,9 +473,16 @@ class PolicySearcher(Searcher):
     def run(self, env: gym.Env, seed: int | None = None) -> TuningRun:
         if not self.deterministic and seed is not None and hasattr(self.model, "set_random_seed"):
             self.model.set_random_seed(seed)
+        # a recurrent policy (sb3-contrib's RecurrentPPO) carries its memory from step to step
+        recurrent = "episode_start" in inspect.signature(self.model.predict).parameters
+        memory: dict[str, Any] = {"state": None, "start": np.ones((1,), dtype=bool)}
 
         def choose(obs: np.ndarray) -> Any:
-            action, _ = self.model.predict(obs, deterministic=self.deterministic)
+            if not recurrent:
+                return self.model.predict(obs, deterministic=self.deterministic)[0]
+            action, memory["state"] = self.model.predict(obs, state=memory["state"], episode_start=memory["start"],
+                                                         deterministic=self.deterministic)
+            memory["start"] = np.zeros((1,), dtype=bool)
             return action
 
         return play_episode(env, choose, seed, method=self.method)

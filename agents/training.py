@@ -20,8 +20,8 @@ import gymnasium as gym
 
 __all__ = ["AGENTS", "REINFORCE_SETTINGS", "PPO_SETTINGS", "tuner_env_kwargs", "train_tuner"]
 
-#: The learned tuners.
-AGENTS = ("reinforce", "ppo")
+#: The learned tuners (``recurrent-ppo``: sb3-contrib's RecurrentPPO, an LSTM policy).
+AGENTS = ("reinforce", "ppo", "recurrent-ppo")
 #: REINFORCE's settings for tuning episodes (its network is the default: 64 ReLU units).
 REINFORCE_SETTINGS: dict[str, Any] = {"gamma": 1.0, "learning_rate": 3e-3, "episodes_per_update": 16}
 #: PPO's settings for tuning episodes (besides :func:`agents.ppo.make_ppo`'s defaults).
@@ -44,7 +44,7 @@ def train_tuner(agent: str, env_kwargs: dict[str, Any], steps: int, seed: int = 
     """Train ``agent`` (``"reinforce"`` or ``"ppo"``) for ``steps`` env steps in the env of ``env_kwargs``.
 
     Args:
-        agent: which learned tuner.
+        agent: which learned tuner (:data:`AGENTS`).
         env_kwargs: arguments of ``gym.make("LegalHPO-v0", ...)`` (see :func:`tuner_env_kwargs`).
         steps: env steps (trials) of training.
         seed: seeds the policy and the envs.
@@ -52,7 +52,8 @@ def train_tuner(agent: str, env_kwargs: dict[str, Any], steps: int, seed: int = 
         progress: show a progress bar (stderr) with the mean best score of recent episodes.
 
     Returns:
-        The trained policy (a :class:`~agents.reinforce.REINFORCE` or an SB3 ``PPO``).
+        The trained policy (a :class:`~agents.reinforce.REINFORCE`, an SB3 ``PPO`` or an
+        sb3-contrib ``RecurrentPPO``).
     """
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}: the learned tuners are {list(AGENTS)}.")
@@ -65,7 +66,7 @@ def train_tuner(agent: str, env_kwargs: dict[str, Any], steps: int, seed: int = 
     try:
         if agent == "reinforce":
             return _train_reinforce(env_kwargs, steps, seed, tensorboard, bar)
-        return _train_ppo(env_kwargs, steps, seed, tensorboard, bar)
+        return _train_ppo(env_kwargs, steps, seed, tensorboard, bar, recurrent=agent == "recurrent-ppo")
     finally:
         bar.close()
         torch.set_num_threads(threads)
@@ -98,7 +99,8 @@ def _train_reinforce(env_kwargs: dict[str, Any], steps: int, seed: int, tensorbo
             writer.close()
 
 
-def _train_ppo(env_kwargs: dict[str, Any], steps: int, seed: int, tensorboard: str | None, bar: Any) -> Any:
+def _train_ppo(env_kwargs: dict[str, Any], steps: int, seed: int, tensorboard: str | None, bar: Any,
+               recurrent: bool) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
     from agents.ppo import BestScoreCallback, make_ppo
@@ -109,5 +111,6 @@ def _train_ppo(env_kwargs: dict[str, Any], steps: int, seed: int, tensorboard: s
             return True
 
     settings = dict(PPO_SETTINGS)
-    model = make_ppo(env_kwargs, n_envs=settings.pop("n_envs"), seed=seed, tensorboard_log=tensorboard, **settings)
+    model = make_ppo(env_kwargs, n_envs=settings.pop("n_envs"), seed=seed, tensorboard_log=tensorboard,
+                     recurrent=recurrent, **settings)
     return model.learn(steps, callback=CallbackList([BestScoreCallback(), _Progress()]))

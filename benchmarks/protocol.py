@@ -180,13 +180,28 @@ def methods_for_fold(args, train_backend, train_tasks: list[str], training: dict
     return methods
 
 
+def references(name: str, agents: list[str]) -> dict[str, str]:
+    """What a learned method must beat besides TPE: its blanked self and the fixed sequence of its mode and start.
+
+    ``"ppo-delta@random-start"`` -> ``{"blanked": "ppo-delta-blanked@random-start",
+    "fixed": "fixed-delta@random-start"}``; other methods have none.
+    """
+    base, _, start = name.partition("@")
+    agent, _, mode = base.rpartition("-")
+    if agent not in agents:  # a baseline, or a blanked policy ("ppo-delta-blanked": agent "ppo-delta")
+        return {}
+    suffix = f"@{start}" if start else ""
+    return {"blanked": f"{base}-blanked{suffix}", "fixed": f"fixed-{mode}{suffix}"}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", default="head")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--steps", type=int, default=60000, help="env steps of training per learned policy")
-    parser.add_argument("--agents", nargs="*", default=["reinforce", "ppo"], choices=["reinforce", "ppo"])
+    parser.add_argument("--agents", nargs="*", default=["reinforce", "ppo"],
+                        choices=["reinforce", "ppo", "recurrent-ppo"])
     parser.add_argument("--modes", nargs="*", default=["direct", "delta"], choices=["direct", "delta"])
     parser.add_argument("--ray-tune", action="store_true", help="also run Ray Tune ASHA (needs legal-hpo-env[ray])")
     parser.add_argument("--train-table", help="fit the learned methods and fixed sequences on this table's tasks "
@@ -246,7 +261,9 @@ def main(argv: list[str] | None = None) -> None:
         ranks = average_ranks(finals[split], ranked)
         summary[split] = {
             name: {"regret": summarise(curves[split][name]), "mean_rank": ranks.get(name),
-                   "vs_tpe": None if name == "tpe" else paired_test(finals[split], name, "tpe")}
+                   "vs_tpe": None if name == "tpe" else paired_test(finals[split], name, "tpe"),
+                   **{f"vs_{kind}": {"reference": other, **paired_test(finals[split], name, other)}
+                      for kind, other in references(name, args.agents).items()}}
             for name in names
         }
     tuned = tuner_env_kwargs([], "direct")
@@ -268,7 +285,8 @@ def main(argv: list[str] | None = None) -> None:
             "training_seconds": training,
             "ranks": "mean rank at the budget over (task, seed); ties share their mean rank; oracle not ranked",
             "cost": "mean over episodes of the recorded training seconds the trials would have cost",
-            "test": "two-sided Wilcoxon signed-rank over (task, seed) of the regret at the budget",
+            "test": "two-sided Wilcoxon signed-rank over (task, seed) of the regret at the budget; each learned "
+                    "method also against its blanked self (vs_blanked) and the fixed sequence of its mode (vs_fixed)",
         },
         "summary": summary,
         "cost": {name: float(np.mean(seconds)) for name, seconds in cost.items()},

@@ -39,11 +39,11 @@ def protocol(table: str) -> list[str]:
         "tasks and seeds at 5 / 10 / 20 trials (lower is better; ± the 95% interval at 20), on dev (what the search "
         "sees) and on test (what its pick is worth); mean rank at the budget; two-sided Wilcoxon signed-rank test "
         "against TPE over (task, seed), with wins / losses"
-        + ("; compute: the recorded training minutes of an episode's trials (ASHA stops trials early)."
+        + ("; compute: the recorded training seconds of an episode's trials (ASHA stops trials early)."
            if "cost" in data else "."),
         "",
         "| method | dev regret @5 / 10 / 20 | test regret @5 / 10 / 20 | mean rank (dev) | vs TPE (dev): p, W / L |"
-        + (" compute (min) |" if "cost" in data else ""),
+        + (" compute (s) |" if "cost" in data else ""),
         "|---|---|---|---|---|" + ("---|" if "cost" in data else ""),
     ]
     cost = data.get("cost", {})
@@ -55,9 +55,21 @@ def protocol(table: str) -> list[str]:
             cells.append(f"{at} ± {row['ci95_at_20']:.3f}" if "ci95_at_20" in row else at)
         rank = "—" if dev["mean_rank"] is None else f"{dev['mean_rank']:.2f}"
         versus = "—" if dev["vs_tpe"] is None else _versus(dev["vs_tpe"])
-        compute = f" {cost[name] / 60:.1f} |" if name in cost else ""
+        compute = f" {cost[name]:.0f} |" if name in cost else ""
         lines.append(f"| {name} | {cells[0]} | {cells[1]} | {rank} | {versus} |{compute}")
     lines += ["", _env_line(data)]
+    learned = {name: row for name, row in summary["dev"].items() if "vs_blanked" in row}
+    if learned:
+        lines += ["", f"**Do the learned tuners use what they observe?** (the same `{table}` runs, dev regret at the "
+                  "budget): each against itself with its feedback blanked and against the best fixed action sequence "
+                  "of its mode and start (Wilcoxon over (task, seed); W / L: the tuner's wins / losses).", "",
+                  "| tuner | regret | blanked | vs blanked: p, W / L | fixed sequence | vs fixed: p, W / L |",
+                  "|---|---|---|---|---|---|"]
+        final = {name: row["regret"]["at_20"] for name, row in summary["dev"].items() if "at_20" in row["regret"]}
+        for name, row in learned.items():
+            blanked, fixed = row["vs_blanked"]["reference"], row["vs_fixed"]["reference"]
+            lines.append(f"| {name} | {final[name]:.3f} | {final[blanked]:.3f} | {_versus(row['vs_blanked'])} | "
+                         f"{final[fixed]:.3f} | {_versus(row['vs_fixed'])} |")
     return lines
 
 

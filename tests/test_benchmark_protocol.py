@@ -38,4 +38,10 @@ def test_the_protocol_holds_each_family_out_and_reports_every_method(tmp_path, m
             assert (row["mean_rank"] is None) == (name == "oracle")
             assert (row["vs_tpe"] is None) == (name == "tpe")
     assert summary["dev"]["oracle"]["regret"]["mean"][-1] == 0.0
+    # each learned method is tested against its blanked self and the fixed sequence of its mode and start
+    for name in ("reinforce-direct", "reinforce-delta", "reinforce-delta@random-start"):
+        assert {"vs_blanked", "vs_fixed"} <= set(summary["dev"][name])
+    assert "vs_blanked" not in summary["dev"]["reinforce-delta-blanked"] and "vs_fixed" not in summary["dev"]["tpe"]
+    assert protocol.references("ppo-delta@random-start", ["ppo"]) == {
+        "blanked": "ppo-delta-blanked@random-start", "fixed": "fixed-delta@random-start"}
     assert (tmp_path / "tiny-regret.png").is_file() and (tmp_path / "landscape-head-v1.png").is_file()

@@ -371,6 +371,36 @@ def test_ppo_learns_logs_best_scores_and_plays_an_episode(table, tmp_path):
     assert run.method == "ppo" and len(run.configs) == 8 and run.best_score > 0.0
 
 
+def test_recurrent_ppo_carries_its_memory_through_an_episode_and_round_trips(table, tmp_path):
+    pytest.importorskip("sb3_contrib")
+    from agents.ppo import load_ppo, make_ppo
+
+    env_kwargs = {"task": TASK, "backend": table, "budget": 8, "action_mode": "direct", "trial_seeds": 2}
+    model = make_ppo(env_kwargs, n_envs=2, seed=0, hidden=16, n_steps=16, n_epochs=1, recurrent=True)
+    assert type(model).__name__ == "RecurrentPPO" and model.policy.lstm_actor.hidden_size == 16
+    model.learn(total_timesteps=64)
+    calls = []
+    predict = model.predict
+
+    def spy(obs, state=None, episode_start=None, deterministic=False):
+        calls.append((state is None, bool(episode_start[0])))
+        return predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+
+    model.predict = spy
+    env = make_env(table, budget=8, action_mode="direct")
+    run = PolicySearcher(model).run(env, seed=0)
+    assert run.trials == 8
+    assert calls == [(True, True)] + [(False, False)] * 7  # fresh memory at the start, carried after
+    calls.clear()
+    PolicySearcher(model).run(env, seed=1)
+    assert calls[0] == (True, True)  # and reset for the next episode
+    model.predict = predict
+    model.save(tmp_path / "rppo.zip")
+    loaded = load_ppo(tmp_path / "rppo.zip", env_kwargs, n_envs=1)
+    assert type(loaded).__name__ == "RecurrentPPO"
+    assert PolicySearcher(loaded).run(env, seed=0).configs == run.configs
+
+
 def test_make_ppo_rejects_unknown_vec_env(table):
     pytest.importorskip("stable_baselines3")
     from agents.ppo import make_ppo
