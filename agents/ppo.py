@@ -30,6 +30,7 @@ try:
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 except ImportError as err:  # this module is the SB3 adapter; `import agents` does not need it
     raise ImportError(f"agents.ppo needs stable-baselines3 ({err}): pip install legal-hpo-env[sb3]") from err
@@ -77,7 +78,7 @@ def make_ppo(
     verbose: int = 0,
     recurrent: bool = False,
     **ppo_kwargs: Any,
-) -> PPO:
+) -> OnPolicyAlgorithm:
     """A stable-baselines3 PPO on ``n_envs`` copies of ``LegalHPO-v0``.
 
     Defaults chosen for tuning episodes: ``n_steps`` (per env) is a multiple of the
@@ -159,7 +160,9 @@ def make_ppo(
 POLICY_WEIGHTS = "policy.pth"
 
 
-def load_ppo(path: str | os.PathLike, env_kwargs: dict[str, Any] | None = None, **make_kwargs: Any) -> PPO:
+def load_ppo(
+    path: str | os.PathLike, env_kwargs: dict[str, Any] | None = None, **make_kwargs: Any
+) -> OnPolicyAlgorithm:
     """Load a PPO policy saved by ``model.save(path)`` without running code from the file.
 
     ``legal-hpo train-agent --agent ppo`` saves such a file. ``PPO.load`` unpickles the
