@@ -20,9 +20,9 @@ from legal_hpo_env.tuning_report import TIE_BREAK
 
 __all__ = ["main"]
 
-AGENTS = ("reinforce", "ppo", "random", "tpe", "default")
 #: The agents that learn (trained by agents/training.py); the others are baselines.
-LEARNED = ("reinforce", "ppo")
+LEARNED = ("reinforce", "ppo", "recurrent-ppo")
+AGENTS = (*LEARNED, "random", "tpe", "default")
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -118,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--batch-size", type=int, default=64)
 
     train = sub.add_parser("train-agent", help="train an RL policy on the env and save it for `tune --policy`")
-    train.add_argument("--agent", choices=("reinforce", "ppo"), default="reinforce")
+    train.add_argument("--agent", choices=LEARNED, default="reinforce",
+                       help="reinforce (hand-written), ppo (stable-baselines3) or recurrent-ppo (sb3-contrib, LSTM)")
     train.add_argument("--task", nargs="+", default=["suite:train"],
                        help="one or more tasks or task sets, sampled per episode (default: suite:train)")
     _add_backend_args(train)

@@ -67,8 +67,10 @@ def test_train_agent_then_tune_with_the_saved_policy(tiny_task, tiny_model, tmp_
     assert json.loads((tmp_path / "r.json").read_text())["agent"] == "reinforce"
 
 
-@pytest.mark.parametrize("agent", ["reinforce", "ppo"])
+@pytest.mark.parametrize("agent", ["reinforce", "ppo", "recurrent-ppo"])
 def test_train_agent_shows_progress_logs_tensorboard_and_keeps_its_action_mode(agent, tmp_path, capsys):
+    if agent == "recurrent-ppo":
+        pytest.importorskip("sb3_contrib")
     policy = tmp_path / ("policy.pt" if agent == "reinforce" else "policy.zip")
     logs = tmp_path / "tb"
     assert main(["train-agent", "--agent", agent, "--task", "overruling", "scotus", "--action-mode", "delta",
