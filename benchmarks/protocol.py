@@ -18,7 +18,8 @@ Methods: random search, TPE, ASHA (:class:`agents.asha.ASHA`, successive halving
 epochs; a configuration counts as one trial however many epochs it reached), the recipe,
 the oracle (plays the best configuration), the
 best fixed action sequence of each action mode fitted on the training families, and the
-learned policies (REINFORCE, PPO) in ``direct`` and ``delta`` mode, each also played with
+learned policies (REINFORCE, PPO; RecurrentPPO with ``--agents recurrent-ppo``) in
+``direct`` and ``delta`` mode, each also played with
 its feedback blanked (:class:`legal_hpo_env.wrappers.BlankFeedback`): a policy that does
 as well blind does not use what it observes. Delta-mode methods are also played from
 random starts. Optional: Ray Tune's ASHA (``--ray-tune``; the same search as ``asha``
