@@ -51,7 +51,7 @@ def protocol(table: str) -> list[str]:
         test = summary["test"][name]
         cells = []
         for row in (dev["regret"], test["regret"]):
-            at = " / ".join(f"{row[f'at_{k}']:.3f}" for k in (5, 10, 20) if f"at_{k}" in row)
+            at = _checkpoints(row)
             cells.append(f"{at} ± {row['ci95_at_20']:.3f}" if "ci95_at_20" in row else at)
         rank = "—" if dev["mean_rank"] is None else f"{dev['mean_rank']:.2f}"
         versus = "—" if dev["vs_tpe"] is None else _versus(dev["vs_tpe"])
@@ -110,11 +110,16 @@ def live_transfer() -> list[str]:
              "|---|---|---|---|---|"]
     for name, row in data["methods"].items():
         regret = row["regret"]
-        at = " / ".join(f"{regret[f'at_{k}']:.3f}" for k in (5, 10, 20) if f"at_{k}" in regret)
+        at = _checkpoints(regret)
         versus = "—" if row["vs_tpe"] is None else _versus(row["vs_tpe"])
         lines.append(f"| {name} | {at} | {row['best_dev']:.3f} | {row['test_of_pick']:.3f} ± "
                      f"{row['test_of_pick_std']:.3f} | {versus} |")
     return lines + ["", _env_line(data)]
+
+
+def _checkpoints(regret: dict[str, Any]) -> str:
+    """A regret summary's means at 5 / 10 / 20 trials (those the budget reached)."""
+    return " / ".join(f"{regret[f'at_{k}']:.3f}" for k in (5, 10, 20) if f"at_{k}" in regret)
 
 
 def _versus(test: dict[str, Any]) -> str:
